@@ -1,0 +1,122 @@
+"""MiauBloom chat: create_app() builds the Flask app with its API and Socket.IO namespace."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+
+from config import Config, default_sqlite_uri
+
+from .chat.presence import Presence, Typing
+from .extensions import db, migrate, socketio
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+DEV_SECRET = "miaubloom-development-secret-not-for-production"
+
+
+@dataclass
+class ChatState:
+    """What the chat keeps in memory for this process."""
+
+    presence: Presence
+    typing: Typing
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app: config, database, API, Socket.IO namespace and CLI."""
+    config = config or Config()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config)
+    _check_secret(app, config)
+    embedded = not app.config["SQLALCHEMY_DATABASE_URI"]
+    if embedded:
+        app.config["SQLALCHEMY_DATABASE_URI"] = default_sqlite_uri(app.instance_path)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+    _init_socketio(app, config)
+
+    from .api import bp as api_bp
+    from .api import errors
+    from .cli import register_cli
+    from .web import bp as web_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(web_bp)
+    errors.register(app)
+    register_cli(app)
+
+    if embedded and not app.testing:
+        _upgrade_embedded(app)
+    return app
+
+
+def _check_secret(app: Flask, config: Config) -> None:
+    """No default secret in production: refuse to start without JWT_SECRET."""
+    if app.config["JWT_SECRET"]:
+        return
+    if config.is_production:
+        sys.stderr.write(
+            "MiauBloom: JWT_SECRET is not set. Set it (the MiauBloom app's secret) or run with "
+            "MIAUBLOOM_ENV=development for a local, insecure default.\n"
+        )
+        raise SystemExit(2)
+    app.config["JWT_SECRET"] = DEV_SECRET
+
+
+def _engine_options(app: Flask) -> dict:
+    """Pool settings: pre-ping and recycle against MySQL's idle timeout."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": app.config["DB_POOL_RECYCLE"],
+        "pool_size": app.config["DB_POOL_SIZE"],
+        "max_overflow": app.config["DB_POOL_SIZE"],
+        "pool_timeout": 10,
+        "connect_args": {"charset": "utf8mb4", "connect_timeout": 5},
+    }
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """WAL lets readers go on while a message is written; FKs as MySQL enforces them."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _init_socketio(app: Flask, config: Config) -> None:
+    """Bind Socket.IO with the configured async mode and queue, and add the namespace."""
+    from .chat.events import ChatNamespace
+
+    origins = app.config["ALLOWED_ORIGINS"] or None
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"] or None,
+        channel="flask-socketio",
+        cors_allowed_origins=origins,
+        max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
+    )
+    state = ChatState(Presence(), Typing(app.config["TYPING_TIMEOUT"]))
+    app.extensions["miaubloom"] = state
+    socketio.on_namespace(ChatNamespace("/", state.presence, state.typing))
+
+
+def _upgrade_embedded(app: Flask) -> None:
+    """Create or upgrade the embedded SQLite database on start."""
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)

@@ -1,0 +1,77 @@
+"""Account routes: register, login, logout, me, and assigning patients."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from .. import accounts
+from ..auth import issue_token, revoke
+from ..chat import broadcast, wire
+from ..chat.schemas import LoginIn, PacienteIn, RegisterIn
+from ..errors import ChatError
+from . import bp
+from .common import body, caller, ok
+
+
+@bp.post("/auth/register")
+def register() -> ResponseReturnValue:
+    """Create an account."""
+    p = body(RegisterIn)
+    return ok(201, user=wire.user(accounts.register(p.email, p.password, p.nombreCompleto, p.rol)))
+
+
+@bp.post("/auth/login")
+def login() -> ResponseReturnValue:
+    """Check the credentials; answer with the token, also as the auth_token cookie."""
+    p = body(LoginIn)
+    user = accounts.login(p.email, p.password)
+    token = issue_token(user.id, user.rol, user.email, user.nombre_completo)
+    response = jsonify(success=True, token=token, user=wire.user(user))
+    cfg = current_app.config
+    response.set_cookie(
+        cfg["AUTH_COOKIE_NAME"],
+        token,
+        max_age=cfg["JWT_TTL_SECONDS"],
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["ENV_NAME"] not in ("development", "testing"),
+    )
+    return response
+
+
+@bp.post("/auth/logout")
+def logout() -> ResponseReturnValue:
+    """End the session: the token is refused from now on and its sockets closed."""
+    try:
+        who = caller()
+    except ChatError:
+        who = None
+    if who is not None:
+        revoke(who)
+        broadcast.end_sessions(who.token_hash)
+    response = jsonify(success=True)
+    response.delete_cookie(current_app.config["AUTH_COOKIE_NAME"], httponly=True, samesite="Lax")
+    return response
+
+
+@bp.get("/auth/me")
+def me() -> ResponseReturnValue:
+    """The calling user."""
+    return ok(user=wire.user(accounts.get_user(caller().user_id)))
+
+
+@bp.post("/psicologo/asignar-paciente")
+def asignar_paciente() -> ResponseReturnValue:
+    """Assign a patient to the calling psychologist."""
+    who, p = caller(), body(PacienteIn)
+    accounts.assign_patient(who, p.pacienteId)
+    return ok()
+
+
+@bp.post("/psicologo/liberar-paciente")
+def liberar_paciente() -> ResponseReturnValue:
+    """Release a patient of the calling psychologist."""
+    who, p = caller(), body(PacienteIn)
+    accounts.release_patient(who, p.pacienteId)
+    return ok()

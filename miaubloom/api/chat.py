@@ -1,0 +1,64 @@
+"""Chat routes: the HTTP fallback, through the same service and announcements as sockets."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.typing import ResponseReturnValue
+
+from ..chat import broadcast, service, wire
+from ..chat.schemas import HistoryQuery, MarkReadIn, OpenConversationIn, SendMessageIn
+from . import bp
+from .common import body, caller, ok, query
+
+
+def _is_online(user_id: str) -> bool:
+    return current_app.extensions["miaubloom"].presence.is_online(user_id)
+
+
+@bp.get("/chat/conversaciones")
+def conversaciones() -> ResponseReturnValue:
+    """The caller's conversations, unread first."""
+    summaries = service.list_conversations(caller())
+    rows = [wire.summary(s, _is_online(s.otro.id)) for s in summaries]
+    unread = sum(s.no_leidos for s in summaries)
+    return ok(conversaciones=rows, total=len(rows), totalMensajesNoLeidos=unread)
+
+
+@bp.post("/chat/conversaciones")
+def abrir_conversacion() -> ResponseReturnValue:
+    """Open (or create) the conversation with the caller's counterpart."""
+    who, p = caller(), body(OpenConversationIn)
+    return ok(conversacion=wire.conversacion(service.open_conversation(who, p.otroUsuarioId)))
+
+
+@bp.get("/chat/mensajes")
+def mensajes() -> ResponseReturnValue:
+    """A page of history (before=), a catch-up (after=), or the newest page."""
+    who, q = caller(), query(HistoryQuery)
+    page, has_more = service.history(who, q.conversacionId, q.after, q.before, q.limit)
+    return ok(mensajes=[wire.mensaje(m) for m in page], hasMore=has_more)
+
+
+@bp.post("/chat/mensajes")
+def enviar() -> ResponseReturnValue:
+    """Send a message; it is announced on the sockets exactly as a socket send is."""
+    who, p = caller(), body(SendMessageIn)
+    sent = service.send_message(who, p.conversacionId, p.contenido, p.clientId)
+    if sent.created:
+        broadcast.message_sent(sent)
+    return ok(201 if sent.created else 200, mensaje=wire.mensaje(sent.mensaje))
+
+
+@bp.post("/chat/mensajes/leidos")
+def leidos() -> ResponseReturnValue:
+    """Mark the other member's messages read, and announce it."""
+    who, p = caller(), body(MarkReadIn)
+    read = service.mark_read(who, p.conversacionId, p.hastaSeq, p.messageId)
+    broadcast.messages_read(read, who.user_id)
+    return ok(leidos=read.leidos, hastaSeq=read.hasta_seq, messageId=read.message_id)
+
+
+@bp.get("/chat/no-leidos")
+def no_leidos() -> ResponseReturnValue:
+    """The caller's unread total."""
+    return ok(totalMensajesNoLeidos=service.unread_total(caller()))

@@ -1,0 +1,34 @@
+"""What every route needs: the JSON body, the caller, and the success shape."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from ..auth import Caller, authenticate, token_from
+from ..chat.schemas import Payload, parse
+
+M = TypeVar("M", bound=Payload)
+
+
+def body(model: type[M]) -> M:
+    """The request's JSON body validated as model (Invalid if not JSON or wrong shape)."""
+    data = request.get_json(silent=True)
+    return parse(model, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
+
+
+def query(model: type[M]) -> M:
+    """The query string validated as model."""
+    return parse(model, request.args.to_dict())
+
+
+def caller() -> Caller:
+    """Who is calling, from the Bearer header or the auth_token cookie."""
+    return authenticate(token_from(request.headers, request.cookies))
+
+
+def ok(status: int = 200, **fields: object) -> ResponseReturnValue:
+    """A success response."""
+    return jsonify(success=True, **fields), status

@@ -1,0 +1,137 @@
+"""Passwords (bcrypt), tokens (PyJWT) and who is calling."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import bcrypt
+import jwt
+from flask import current_app
+
+from .errors import Unauthenticated
+from .extensions import db
+from .models import ROL_PACIENTE, ROL_PSICOLOGO, TokenRevocado, utcnow
+
+# bcrypt reads at most 72 bytes; bcryptjs (the Next.js app) truncates the same way.
+BCRYPT_MAX_BYTES = 72
+ROLES = {"Paciente": ROL_PACIENTE, "Psicólogo": ROL_PSICOLOGO, "Psicologo": ROL_PSICOLOGO}
+# A real hash to compare against when the email is unknown, so timing tells nothing.
+_DUMMY_HASH = bcrypt.hashpw(b"miaubloom-dummy", bcrypt.gensalt(rounds=10))
+
+
+def normalize_rol(rol: object) -> str | None:
+    """The stored spelling of a role, or None if it is not one."""
+    return ROLES.get(rol) if isinstance(rol, str) else None
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash the Next.js app can verify too."""
+    rounds = 4 if current_app.testing else 10
+    return bcrypt.hashpw(password.encode()[:BCRYPT_MAX_BYTES], bcrypt.gensalt(rounds)).decode()
+
+
+def check_password(password: str, hashed: str | None) -> bool:
+    """Whether password matches the stored hash ($2a$, $2b$ or $2y$)."""
+    candidate = password.encode()[:BCRYPT_MAX_BYTES]
+    if not hashed:
+        bcrypt.checkpw(candidate, _DUMMY_HASH)
+        return False
+    try:
+        return bcrypt.checkpw(candidate, hashed.encode())
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user behind a request or socket, from the token alone."""
+
+    user_id: str
+    rol: str
+    email: str
+    token_hash: str
+    expires_at: datetime
+
+    @property
+    def is_psicologo(self) -> bool:
+        """True for psychologists."""
+        return self.rol == ROL_PSICOLOGO
+
+    @property
+    def remitente(self) -> str:
+        """The `remitente` value of this caller's messages."""
+        return "psicologo" if self.is_psicologo else "paciente"
+
+    def expired(self) -> bool:
+        """Whether the token has expired since it was checked."""
+        return utcnow() >= self.expires_at
+
+
+def issue_token(user_id: str, rol: str, email: str, nombre: str) -> str:
+    """A token with the claims the MiauBloom app issues."""
+    ttl = timedelta(seconds=current_app.config["JWT_TTL_SECONDS"])
+    now = datetime.now(UTC)
+    claims = {
+        "userId": user_id,
+        "rol": rol,
+        "email": email,
+        "nombreCompleto": nombre,
+        "iat": now,
+        "exp": now + ttl,
+    }
+    return jwt.encode(claims, current_app.config["JWT_SECRET"], algorithm="HS256")
+
+
+def token_hash(token: str) -> str:
+    """The key under which a token is revoked (the token itself is never stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(token: str | None) -> Caller:
+    """The caller a token names, or Unauthenticated."""
+    if not token or not isinstance(token, str):
+        raise Unauthenticated()
+    try:
+        claims = jwt.decode(
+            token,
+            current_app.config["JWT_SECRET"],
+            algorithms=["HS256"],
+            options={"require": ["exp"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated() from exc
+    user_id, rol, email = (
+        claims.get("userId"),
+        normalize_rol(claims.get("rol")),
+        claims.get("email"),
+    )
+    if not isinstance(user_id, str) or not user_id or rol is None:
+        raise Unauthenticated()
+    hashed = token_hash(token)
+    if db.session.get(TokenRevocado, hashed) is not None:
+        raise Unauthenticated("Sesión cerrada")
+    expires = datetime.fromtimestamp(claims["exp"], UTC).replace(tzinfo=None)
+    return Caller(user_id, rol, email if isinstance(email, str) else "", hashed, expires)
+
+
+def revoke(caller: Caller) -> None:
+    """Refuse this caller's token from now until it expires."""
+    if db.session.get(TokenRevocado, caller.token_hash) is None:
+        db.session.add(TokenRevocado(token_hash=caller.token_hash, expires_at=caller.expires_at))
+    db.session.execute(db.delete(TokenRevocado).where(TokenRevocado.expires_at < utcnow()))
+    db.session.commit()
+
+
+def token_from(
+    headers: Mapping[str, str], cookies: Mapping[str, str], auth: object = None
+) -> str | None:
+    """The token, from the Socket.IO auth object, the Bearer header or the cookie."""
+    if isinstance(auth, Mapping) and isinstance(auth.get("token"), str) and auth["token"]:
+        return auth["token"]
+    header = headers.get("Authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return header[7:].strip()
+    return cookies.get(current_app.config["AUTH_COOKIE_NAME"]) or None

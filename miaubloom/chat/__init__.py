@@ -1,0 +1,1 @@
+"""The chat: its rules (service), payloads (schemas), announcements and socket events."""

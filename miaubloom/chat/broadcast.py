@@ -1,0 +1,62 @@
+"""Announces what the service committed; both transports call it, so both announce alike."""
+
+from __future__ import annotations
+
+from ..extensions import socketio
+from ..models import utcnow
+from . import rooms, wire
+from .service import Read, Sent
+
+
+def message_sent(sent: Sent) -> None:
+    """A new message: to the conversation's room, and the list update to each member."""
+    conv, mensaje = sent.conversacion, sent.mensaje
+    socketio.emit(
+        "chat:message-received", {"mensaje": wire.mensaje(mensaje)}, to=rooms.conversation(conv.id)
+    )
+    for member in (conv.psicologo_id, conv.paciente_id):
+        socketio.emit(
+            "chat:conversation-updated",
+            wire.conversation_updated(conv, mensaje, member),
+            to=rooms.user(member),
+        )
+
+
+def messages_read(read: Read, reader_id: str) -> None:
+    """The reader's read state, to the conversation's room."""
+    payload = {
+        "conversacionId": read.conversacion.id,
+        "messageId": read.message_id,
+        "hastaSeq": read.hasta_seq,
+        "userId": reader_id,
+    }
+    socketio.emit("chat:message-read", payload, to=rooms.conversation(read.conversacion.id))
+
+
+def presence(user_id: str, online: bool, conversations: list[tuple[str, str]]) -> None:
+    """A user came online or went offline: to their conversations' rooms and counterparts."""
+    if not conversations:
+        return
+    targets = [rooms.conversation(cid) for cid, _ in conversations]
+    targets += [rooms.user(other) for _, other in conversations]
+    payload = {"userId": user_id, "online": online, "lastSeen": wire.timestamp(utcnow())}
+    socketio.emit("chat:presence", payload, to=targets)
+
+
+def typing(event: str, user_id: str, conversacion_id: str, skip_sid: str | None) -> None:
+    """chat:user-typing or chat:user-stop-typing, to the room but the typist's socket."""
+    socketio.emit(
+        event,
+        {"userId": user_id, "conversacionId": conversacion_id},
+        to=rooms.conversation(conversacion_id),
+        skip_sid=skip_sid,
+    )
+
+
+def end_sessions(token_hash: str) -> None:
+    """Disconnect this process's sockets opened with a token (after logout)."""
+    server = socketio.server
+    if server is None:
+        return
+    for sid, _ in list(server.manager.get_participants("/", rooms.token(token_hash))):
+        server.disconnect(sid, namespace="/")

@@ -1,0 +1,227 @@
+"""The Socket.IO namespace: each event validates, calls the service, acks and announces."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, request
+from flask_socketio import Namespace, emit, join_room, leave_room, rooms
+
+from ..auth import Caller, authenticate, token_from
+from ..errors import ChatError, Forbidden, Unauthenticated, as_chat_error
+from ..extensions import db, socketio
+from . import broadcast, service, wire
+from . import rooms as room
+from .presence import Presence, Typing
+from .schemas import ConversationIn, MarkReadIn, SendMessageIn, SyncIn, parse
+
+log = logging.getLogger(__name__)
+
+REFUSED = {"message": "No autenticado", "code": "unauthenticated"}
+
+
+def _plain(text: str) -> str:
+    """Lowercase without accents: "Psicólogo" and "psicologo" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def check_claims(caller: Caller, payload: ConversationIn) -> None:
+    """userId and rol in a payload must be the caller's own, or the call fails."""
+    if payload.userId is not None and payload.userId != caller.user_id:
+        raise Forbidden("userId no corresponde al usuario autenticado")
+    if payload.rol is not None and _plain(payload.rol) not in (
+        caller.remitente,
+        _plain(caller.rol),
+    ):
+        raise Forbidden("rol no corresponde al usuario autenticado")
+
+
+class ChatNamespace(Namespace):
+    """Namespace "/": the events of PROTOCOL.md."""
+
+    def __init__(self, namespace: str, presence: Presence, typing: Typing) -> None:
+        super().__init__(namespace)
+        self.presence = presence
+        self.typing = typing
+        self.callers: dict[str, Caller] = {}
+        self._sweeper_started = False
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Route "chat:send-message" to on_chat_send_message, and so on."""
+        return super().trigger_event(event.replace(":", "_").replace("-", "_"), *args)
+
+    # -- connection -------------------------------------------------------
+
+    def on_connect(self, auth: object = None) -> None:
+        """Authenticate from the token alone, or refuse the connection."""
+        token = token_from(request.headers, request.cookies, auth)
+        try:
+            caller = authenticate(token)
+        except ChatError:
+            raise ConnectionRefusedError(REFUSED["message"], REFUSED) from None
+        sid = request.sid
+        self.callers[sid] = caller
+        join_room(room.user(caller.user_id))
+        join_room(room.token(caller.token_hash))
+        if self.presence.add(caller.user_id, sid):
+            self._announce_presence(caller.user_id, online=True)
+
+    def on_disconnect(self, *_: Any) -> None:
+        """Stop the socket's typing, and announce offline after the user's last socket."""
+        sid = request.sid
+        caller = self.callers.pop(sid, None)
+        for user_id, conversacion_id in self.typing.stop_socket(sid):
+            broadcast.typing("chat:user-stop-typing", user_id, conversacion_id, sid)
+        if caller and self.presence.remove(caller.user_id, sid):
+            self._announce_presence(caller.user_id, online=False)
+
+    def _announce_presence(self, user_id: str, online: bool) -> None:
+        pairs = service.member_pairs(user_id)
+        broadcast.presence(user_id, online, pairs)
+
+    # -- events -----------------------------------------------------------
+
+    def on_chat_join_room(self, data: object = None, *_: Any) -> dict:
+        """chat:join-room."""
+        return self._run("chat:join-room", data, self._join)
+
+    def on_chat_send_message(self, data: object = None, *_: Any) -> dict:
+        """chat:send-message."""
+        return self._run("chat:send-message", data, self._send)
+
+    def on_chat_typing(self, data: object = None, *_: Any) -> dict:
+        """chat:typing."""
+        return self._run("chat:typing", data, self._typing)
+
+    def on_chat_stop_typing(self, data: object = None, *_: Any) -> dict:
+        """chat:stop-typing."""
+        return self._run("chat:stop-typing", data, self._stop_typing)
+
+    def on_chat_mark_read(self, data: object = None, *_: Any) -> dict:
+        """chat:mark-read."""
+        return self._run("chat:mark-read", data, self._mark_read)
+
+    def on_chat_sync(self, data: object = None, *_: Any) -> dict:
+        """chat:sync."""
+        return self._run("chat:sync", data, self._sync)
+
+    def on_chat_leave_room(self, data: object = None, *_: Any) -> dict:
+        """chat:leave-room."""
+        return self._run("chat:leave-room", data, self._leave)
+
+    # -- the work behind each event --------------------------------------
+
+    def _run(self, event: str, data: object, action: Callable[[Caller, object], dict]) -> dict:
+        """Run an event: its ack on success, or the error as ack and chat:error."""
+        try:
+            return {"success": True, **action(self._caller(), data)}
+        except Exception as exc:  # every failure becomes an answer, never a crash
+            db.session.rollback()
+            error = as_chat_error(exc)
+            if error.code == "internal":
+                log.exception("unexpected error in %s", event)
+            emit("chat:error", {"message": error.message, "code": error.code, "event": event})
+            if isinstance(error, Unauthenticated):
+                self.disconnect(request.sid)
+            return error.to_dict()
+
+    def _caller(self) -> Caller:
+        caller = self.callers.get(request.sid)
+        if caller is None or caller.expired():
+            raise Unauthenticated("Sesión expirada")
+        return caller
+
+    def _join(self, caller: Caller, data: object) -> dict:
+        payload = parse(ConversationIn, data)
+        check_claims(caller, payload)
+        conv = service.member_conversation(caller, payload.conversacionId)
+        join_room(room.conversation(conv.id))
+        joined = {"userId": caller.user_id, "conversacionId": conv.id}
+        emit("chat:user-joined", joined, to=room.conversation(conv.id), include_self=False)
+        online = self.presence.is_online(service.other_member(conv, caller.user_id))
+        return {"conversacionId": conv.id, "lastSeq": conv.last_seq, "online": online}
+
+    def _send(self, caller: Caller, data: object) -> dict:
+        limit = current_app.config["MAX_MESSAGE_LENGTH"]
+        payload = parse(SendMessageIn, data, max_length=limit)
+        check_claims(caller, payload)
+        sent = service.send_message(
+            caller, payload.conversacionId, payload.contenido, payload.clientId
+        )
+        if sent.created:
+            broadcast.message_sent(sent)
+        if self.typing.stop(request.sid, payload.conversacionId):
+            broadcast.typing(
+                "chat:user-stop-typing", caller.user_id, payload.conversacionId, request.sid
+            )
+        return {"mensaje": wire.mensaje(sent.mensaje)}
+
+    def _typing(self, caller: Caller, data: object) -> dict:
+        conversacion_id = self._member_of(caller, data)
+        self.typing.start(request.sid, caller.user_id, conversacion_id)
+        self._start_sweeper()
+        broadcast.typing("chat:user-typing", caller.user_id, conversacion_id, request.sid)
+        return {}
+
+    def _stop_typing(self, caller: Caller, data: object) -> dict:
+        conversacion_id = self._member_of(caller, data)
+        self.typing.stop(request.sid, conversacion_id)
+        broadcast.typing("chat:user-stop-typing", caller.user_id, conversacion_id, request.sid)
+        return {}
+
+    def _mark_read(self, caller: Caller, data: object) -> dict:
+        payload = parse(MarkReadIn, data)
+        check_claims(caller, payload)
+        read = service.mark_read(
+            caller, payload.conversacionId, payload.hastaSeq, payload.messageId
+        )
+        broadcast.messages_read(read, caller.user_id)
+        return {"leidos": read.leidos, "hastaSeq": read.hasta_seq, "messageId": read.message_id}
+
+    def _sync(self, caller: Caller, data: object) -> dict:
+        payload = parse(SyncIn, data)
+        check_claims(caller, payload)
+        mensajes, has_more = service.history(
+            caller, payload.conversacionId, after=payload.afterSeq, limit=payload.limit
+        )
+        return {"mensajes": [wire.mensaje(m) for m in mensajes], "hasMore": has_more}
+
+    def _leave(self, caller: Caller, data: object) -> dict:
+        payload = parse(ConversationIn, data)
+        check_claims(caller, payload)
+        conv_room = room.conversation(payload.conversacionId)
+        if conv_room in rooms():
+            if self.typing.stop(request.sid, payload.conversacionId):
+                broadcast.typing(
+                    "chat:user-stop-typing", caller.user_id, payload.conversacionId, request.sid
+                )
+            left = {"userId": caller.user_id, "conversacionId": payload.conversacionId}
+            emit("chat:user-left", left, to=conv_room, include_self=False)
+            leave_room(conv_room)
+        return {}
+
+    def _member_of(self, caller: Caller, data: object) -> str:
+        """The conversation named by a payload, checked: a joined room, or a member."""
+        payload = parse(ConversationIn, data)
+        check_claims(caller, payload)
+        if room.conversation(payload.conversacionId) not in rooms():
+            service.member_conversation(caller, payload.conversacionId)
+        return payload.conversacionId
+
+    # -- typing expiry ----------------------------------------------------
+
+    def _start_sweeper(self) -> None:
+        if not self._sweeper_started:
+            self._sweeper_started = True
+            socketio.start_background_task(self._sweep_typing)
+
+    def _sweep_typing(self) -> None:
+        """End typing states nobody refreshed within TYPING_TIMEOUT."""
+        while True:
+            socketio.sleep(min(0.5, self.typing.timeout / 4))
+            for sid, user_id, conversacion_id in self.typing.expire():
+                broadcast.typing("chat:user-stop-typing", user_id, conversacion_id, sid)

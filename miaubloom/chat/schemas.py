@@ -1,0 +1,203 @@
+"""Payload validation shared by both transports: one pydantic model per payload."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ..auth import normalize_rol
+from ..errors import Invalid, TooLarge
+
+DEFAULT_MAX_MESSAGE_LENGTH = 4000
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+def text(
+    min_length: int = 0, max_length: int | None = None, strip: bool = False, lower: bool = False
+) -> Any:
+    """A strict string type: storable as UTF-8, optionally stripped and lowered, bounded."""
+
+    def check(value: str) -> str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PydanticCustomError("unicode", "texto con caracteres no válidos") from exc
+        value = value.strip() if strip else value
+        value = value.lower() if lower else value
+        if len(value) < min_length:
+            raise PydanticCustomError(
+                "too_short", "debe tener al menos {n} caracteres", {"n": min_length}
+            )
+        if max_length is not None and len(value) > max_length:
+            raise PydanticCustomError(
+                "too_long", "debe tener como mucho {n} caracteres", {"n": max_length}
+            )
+        return value
+
+    return Annotated[str, Field(strict=True), AfterValidator(check)]
+
+
+def _uuid(value: str) -> str:
+    """A UUID in its canonical lowercase form."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise PydanticCustomError("uuid", "identificador no válido") from exc
+
+
+Text = text()
+Id = Annotated[str, Field(strict=True, max_length=64), AfterValidator(_uuid)]
+ClientId = text(min_length=1, max_length=64)
+Email = text(min_length=3, max_length=255, strip=True, lower=True)
+Password = text(min_length=8, max_length=72)
+LoginPassword = text(max_length=1024)
+Nombre = text(min_length=1, max_length=255, strip=True)
+Seq = Annotated[int, Field(strict=True, ge=0)]
+Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_PAGE)]
+
+
+class Payload(BaseModel):
+    """A client payload: unknown fields are ignored, as the original server did."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RegisterIn(Payload):
+    """POST /api/auth/register."""
+
+    email: Email
+    password: Password
+    nombreCompleto: Nombre
+    rol: Text
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        local, _, domain = value.partition("@")
+        if not local or "." not in domain or " " in value or domain.startswith("."):
+            raise PydanticCustomError("email", "email no válido")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password_bytes(cls, value: str) -> str:
+        # bcrypt ignores what lies past 72 bytes: refuse it rather than drop it.
+        if len(value.encode("utf-8")) > 72:
+            raise PydanticCustomError("password", "contraseña demasiado larga")
+        return value
+
+    @field_validator("rol")
+    @classmethod
+    def _rol(cls, value: str) -> str:
+        rol = normalize_rol(value)
+        if rol is None:
+            raise PydanticCustomError("rol", "rol debe ser Paciente o Psicólogo")
+        return rol
+
+
+class LoginIn(Payload):
+    """POST /api/auth/login."""
+
+    email: Email
+    password: LoginPassword
+
+
+class PacienteIn(Payload):
+    """POST /api/psicologo/asignar-paciente and liberar-paciente."""
+
+    pacienteId: Id
+
+
+class OpenConversationIn(Payload):
+    """POST /api/chat/conversaciones."""
+
+    otroUsuarioId: Id
+
+
+class ConversationIn(Payload):
+    """Any event that names one conversation (join, leave, typing)."""
+
+    conversacionId: Id
+    userId: Text | None = None
+    rol: Text | None = None
+
+
+class SendMessageIn(ConversationIn):
+    """chat:send-message and POST /api/chat/mensajes."""
+
+    contenido: Text
+    clientId: ClientId | None = None
+
+    @field_validator("contenido")
+    @classmethod
+    def _contenido(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if not value:
+            raise PydanticCustomError("empty", "el mensaje está vacío")
+        limit = (info.context or {}).get("max_length", DEFAULT_MAX_MESSAGE_LENGTH)
+        if len(value) > limit:
+            raise PydanticCustomError(
+                "too_large", "el mensaje supera {limit} caracteres", {"limit": limit}
+            )
+        return value
+
+
+class MarkReadIn(ConversationIn):
+    """chat:mark-read and POST /api/chat/mensajes/leidos."""
+
+    hastaSeq: Seq | None = None
+    messageId: Id | None = None
+
+
+class SyncIn(ConversationIn):
+    """chat:sync: the messages after afterSeq."""
+
+    afterSeq: Seq
+    limit: Limit = DEFAULT_PAGE
+
+
+class HistoryQuery(Payload):
+    """GET /api/chat/mensajes query string (values arrive as text)."""
+
+    conversacionId: Id
+    after: Annotated[int, Field(ge=0)] | None = None
+    before: Annotated[int, Field(ge=1)] | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
+
+    @field_validator("after", "before", "limit", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,12}", value.strip()):
+            raise PydanticCustomError("int", "debe ser un número entero")
+        return value
+
+
+M = TypeVar("M", bound=Payload)
+
+
+def parse(model: type[M], data: object, **context: Any) -> M:
+    """Validate a payload, raising Invalid (or TooLarge for an oversized message)."""
+    if not isinstance(data, dict):
+        raise Invalid("Se esperaba un objeto JSON")
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "payload"
+        message = f"{field}: {first['msg']}"
+        if any(err["type"] == "too_large" for err in exc.errors()):
+            raise TooLarge(message) from None
+        raise Invalid(message) from None

@@ -1,0 +1,319 @@
+"""The chat's rules: plain arguments in, models out; nothing of HTTP or sockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from ..auth import Caller
+from ..errors import Forbidden
+from ..extensions import db
+from ..models import (
+    Conversacion,
+    Mensaje,
+    PerfilPaciente,
+    PerfilPsicologo,
+    User,
+    new_id,
+    utcnow,
+)
+
+CLOSED = "Conversación cerrada"
+NOT_MEMBER = "No perteneces a esta conversación"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A stored message, its conversation after the send, and whether it is new."""
+
+    mensaje: Mensaje
+    conversacion: Conversacion
+    created: bool
+
+
+@dataclass(frozen=True)
+class Read:
+    """The outcome of marking messages read."""
+
+    conversacion: Conversacion
+    leidos: int
+    hasta_seq: int
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One row of a user's conversation list."""
+
+    conversacion: Conversacion
+    otro: User
+    avatar: str | None
+    ultimo: Mensaje | None
+    no_leidos: int
+    cerrada: bool
+
+
+def unread_for(conversacion: Conversacion, user_id: str) -> int:
+    """How many of the other member's messages this member has not read."""
+    if user_id == conversacion.psicologo_id:
+        return conversacion.no_leidos_psicologo
+    return conversacion.no_leidos_paciente
+
+
+def other_member(conversacion: Conversacion, user_id: str) -> str:
+    """The id of the conversation's other member."""
+    if user_id == conversacion.psicologo_id:
+        return conversacion.paciente_id
+    return conversacion.psicologo_id
+
+
+def _is_member(caller: Caller):  # type: ignore[no-untyped-def]
+    """SQL condition: the caller is this conversation's member in their role."""
+    if caller.is_psicologo:
+        return Conversacion.psicologo_id == caller.user_id
+    return Conversacion.paciente_id == caller.user_id
+
+
+def member_conversation(caller: Caller, conversacion_id: str) -> Conversacion:
+    """The conversation if the caller is a member; Forbidden otherwise (or if absent)."""
+    conv = db.session.scalar(
+        select(Conversacion).where(Conversacion.id == conversacion_id, _is_member(caller))
+    )
+    if conv is None:
+        raise Forbidden(NOT_MEMBER)
+    return conv
+
+
+def member_pairs(user_id: str) -> list[tuple[str, str]]:
+    """(conversation id, other member's id) for every conversation of the user."""
+    rows = db.session.execute(
+        select(Conversacion.id, Conversacion.psicologo_id, Conversacion.paciente_id).where(
+            or_(Conversacion.psicologo_id == user_id, Conversacion.paciente_id == user_id)
+        )
+    )
+    return [(cid, pac if psi == user_id else psi) for cid, psi, pac in rows]
+
+
+def open_conversation(caller: Caller, otro_id: str) -> Conversacion:
+    """The conversation with the caller's assigned counterpart, created if missing."""
+    psicologo_id, paciente_id = (
+        (caller.user_id, otro_id) if caller.is_psicologo else (otro_id, caller.user_id)
+    )
+    assigned = db.session.scalar(
+        select(PerfilPaciente.psicologo_asignado_id).where(PerfilPaciente.user_id == paciente_id)
+    )
+    if assigned is None or assigned != psicologo_id:
+        raise Forbidden("Solo puedes conversar con tu psicólogo o tus pacientes asignados")
+    pair = (Conversacion.psicologo_id == psicologo_id, Conversacion.paciente_id == paciente_id)
+    conv = db.session.scalar(select(Conversacion).where(*pair))
+    if conv is not None:
+        return conv
+    conv = Conversacion(id=new_id(), psicologo_id=psicologo_id, paciente_id=paciente_id)
+    db.session.add(conv)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Both members opened it at once: the other insert won.
+        db.session.rollback()
+        conv = db.session.scalars(select(Conversacion).where(*pair)).one()
+    return conv
+
+
+def send_message(
+    caller: Caller, conversacion_id: str, contenido: str, client_id: str | None
+) -> Sent:
+    """Store a message with the next seq, once per clientId; commit before returning."""
+    try:
+        conv = _claim_next_seq(caller, conversacion_id)
+        mensaje = Mensaje(
+            id=new_id(),
+            conversacion_id=conv.id,
+            remitente=caller.remitente,
+            remitente_id=caller.user_id,
+            contenido=contenido,
+            leido=False,
+            created_at=conv.updated_at,
+            seq=conv.last_seq,
+            client_id=client_id,
+        )
+        db.session.add(mensaje)
+        db.session.commit()
+        return Sent(mensaje, conv, created=True)
+    except IntegrityError:
+        db.session.rollback()
+        repeated = _by_client_id(caller, conversacion_id, client_id)
+        if repeated is None:
+            raise
+        return Sent(repeated, member_conversation(caller, conversacion_id), created=False)
+
+
+def _claim_next_seq(caller: Caller, conversacion_id: str) -> Conversacion:
+    """Take the next seq under the conversation's row lock, and count it unread.
+
+    The UPDATE comes first so the lock is held (and SQLite's write lock taken)
+    before anything is read; a rollback returns the seq, so seqs have no gaps.
+    """
+    now = utcnow()
+    unread = (
+        {"no_leidos_paciente": Conversacion.no_leidos_paciente + 1}
+        if caller.is_psicologo
+        else {"no_leidos_psicologo": Conversacion.no_leidos_psicologo + 1}
+    )
+    claimed = db.session.execute(
+        update(Conversacion)
+        .where(Conversacion.id == conversacion_id, _is_member(caller))
+        .values(last_seq=Conversacion.last_seq + 1, updated_at=now, **unread)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        db.session.rollback()
+        raise Forbidden(NOT_MEMBER)
+    conv, assigned = db.session.execute(
+        select(Conversacion, PerfilPaciente.psicologo_asignado_id)
+        .outerjoin(PerfilPaciente, PerfilPaciente.user_id == Conversacion.paciente_id)
+        .where(Conversacion.id == conversacion_id)
+        .execution_options(populate_existing=True)
+    ).one()
+    if assigned != conv.psicologo_id:
+        db.session.rollback()
+        raise Forbidden(CLOSED)
+    return conv
+
+
+def _by_client_id(caller: Caller, conversacion_id: str, client_id: str | None) -> Mensaje | None:
+    """The caller's message already stored under this clientId, if any."""
+    if client_id is None:
+        return None
+    return db.session.scalar(
+        select(Mensaje).where(
+            Mensaje.conversacion_id == conversacion_id,
+            Mensaje.remitente_id == caller.user_id,
+            Mensaje.client_id == client_id,
+        )
+    )
+
+
+def history(
+    caller: Caller,
+    conversacion_id: str,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[Mensaje], bool]:
+    """A page of messages ascending by seq, and whether more lie beyond it.
+
+    after=N pages forward (catch-up), before=N pages back (history); with
+    neither, the newest page.
+    """
+    member_conversation(caller, conversacion_id)
+    query = select(Mensaje).where(Mensaje.conversacion_id == conversacion_id)
+    if after is not None:
+        query = query.where(Mensaje.seq > after)
+    if before is not None:
+        query = query.where(Mensaje.seq < before)
+    forward = after is not None and before is None
+    order = Mensaje.seq.asc() if forward else Mensaje.seq.desc()
+    rows = list(db.session.scalars(query.order_by(order).limit(limit + 1)))
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    return (page if forward else page[::-1]), has_more
+
+
+def mark_read(
+    caller: Caller,
+    conversacion_id: str,
+    hasta_seq: int | None = None,
+    message_id: str | None = None,
+) -> Read:
+    """Mark the other member's messages read up to a seq (or message, or all)."""
+    conv = member_conversation(caller, conversacion_id)
+    if message_id is not None:
+        hasta_seq = db.session.scalar(
+            select(Mensaje.seq).where(
+                Mensaje.id == message_id, Mensaje.conversacion_id == conversacion_id
+            )
+        )
+        if hasta_seq is None:
+            raise Forbidden("Ese mensaje no es de esta conversación")
+    from_other = and_(
+        Mensaje.conversacion_id == conversacion_id, Mensaje.remitente_id != caller.user_id
+    )
+    unread = [from_other, Mensaje.leido.is_(False)]
+    if hasta_seq is not None:
+        unread.append(Mensaje.seq <= hasta_seq)
+    leidos = db.session.execute(
+        update(Mensaje)
+        .where(*unread)
+        .values(leido=True, leido_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if leidos:
+        counter = "no_leidos_psicologo" if caller.is_psicologo else "no_leidos_paciente"
+        db.session.execute(
+            update(Conversacion)
+            .where(Conversacion.id == conversacion_id)
+            .values({counter: getattr(Conversacion, counter) - leidos})
+            .execution_options(synchronize_session=False)
+        )
+    last_read = db.session.execute(
+        select(Mensaje.seq, Mensaje.id)
+        .where(from_other, Mensaje.leido.is_(True))
+        .order_by(Mensaje.seq.desc())
+        .limit(1)
+    ).first()
+    db.session.commit()
+    db.session.refresh(conv)
+    seq, mid = (last_read.seq, last_read.id) if last_read else (0, None)
+    return Read(conv, leidos, seq, mid)
+
+
+def unread_total(caller: Caller) -> int:
+    """All the caller's unread messages, across conversations."""
+    counter = (
+        Conversacion.no_leidos_psicologo if caller.is_psicologo else Conversacion.no_leidos_paciente
+    )
+    total = db.session.scalar(select(db.func.sum(counter)).where(_is_member(caller)))
+    return int(total or 0)
+
+
+def list_conversations(caller: Caller) -> list[Summary]:
+    """The caller's conversations: unread first, then the most recently updated."""
+    otro = aliased(User)
+    if caller.is_psicologo:
+        otro_id, foto = Conversacion.paciente_id, PerfilPaciente.foto_perfil
+        profile = (PerfilPaciente, PerfilPaciente.user_id == otro_id)
+    else:
+        otro_id, foto = Conversacion.psicologo_id, PerfilPsicologo.foto_perfil
+        profile = (PerfilPsicologo, PerfilPsicologo.user_id == otro_id)
+    assigned = aliased(PerfilPaciente)
+    rows = db.session.execute(
+        select(Conversacion, otro, foto, Mensaje, assigned.psicologo_asignado_id)
+        .join(otro, otro.id == otro_id)
+        .outerjoin(*profile)
+        .outerjoin(assigned, assigned.user_id == Conversacion.paciente_id)
+        .outerjoin(
+            Mensaje,
+            and_(
+                Mensaje.conversacion_id == Conversacion.id,
+                Mensaje.seq == Conversacion.last_seq,
+            ),
+        )
+        .where(_is_member(caller))
+    ).all()
+    summaries = [
+        Summary(
+            conv,
+            user,
+            avatar,
+            ultimo,
+            unread_for(conv, caller.user_id),
+            cerrada=asignado != conv.psicologo_id,
+        )
+        for conv, user, avatar, ultimo, asignado in rows
+    ]
+    summaries.sort(key=lambda s: s.conversacion.updated_at, reverse=True)
+    summaries.sort(key=lambda s: s.no_leidos == 0)
+    return summaries

@@ -1,0 +1,184 @@
+"""The MiauBloom tables, as typed SQLAlchemy 2 mappings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+ROL_PACIENTE = "Paciente"
+ROL_PSICOLOGO = "Psicólogo"
+
+
+def new_id() -> str:
+    """A new primary key, as the MiauBloom app makes them."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    """Now, as a naive UTC datetime (how the columns store it)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# Every table's text is utf8mb4 on MySQL, whatever the server's default.
+UTF8MB4 = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
+
+# Millisecond precision on MySQL, where DATETIME defaults to whole seconds.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
+# The app's text is utf8mb4; TEXT is enough for MAX_MESSAGE_LENGTH code points.
+LongText = Text().with_variant(mysql.TEXT(charset="utf8mb4"), "mysql", "mariadb")
+
+
+class ExactString(TypeDecorator):
+    """A string compared byte for byte on every backend.
+
+    MySQL's collations equate "a", "A" and "a " (PAD SPACE), which would make
+    two different client ids collide; there it is stored as VARBINARY.
+    """
+
+    impl = String(64)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # type: ignore[no-untyped-def]
+        """VARBINARY on MySQL/MariaDB, plain text (binary collation) elsewhere."""
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARBINARY(256))
+        return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        """Encode to UTF-8 where the column is binary."""
+        if value is not None and dialect.name in ("mysql", "mariadb"):
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        """Decode from UTF-8 where the column is binary."""
+        if isinstance(value, bytes | bytearray):
+            return bytes(value).decode("utf-8")
+        return value
+
+
+class User(db.Model):
+    """A MiauBloom account: a patient or a psychologist."""
+
+    __tablename__ = "Users"
+    __table_args__ = UTF8MB4
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password: Mapped[str] = mapped_column(String(255))
+    nombre_completo: Mapped[str] = mapped_column(String(255))
+    rol: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_psicologo(self) -> bool:
+        """True for psychologists."""
+        return self.rol == ROL_PSICOLOGO
+
+
+class PerfilPsicologo(db.Model):
+    """A psychologist's profile; patients are assigned to it."""
+
+    __tablename__ = "Perfiles_Psicologo"
+    __table_args__ = UTF8MB4
+
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("Users.id", ondelete="CASCADE"), primary_key=True
+    )
+    identificacion: Mapped[str] = mapped_column(String(50))
+    registro_profesional: Mapped[str] = mapped_column(String(100), unique=True)
+    especialidad: Mapped[str] = mapped_column(String(255))
+    titulo_universitario: Mapped[str] = mapped_column(String(255))
+    foto_perfil: Mapped[str | None] = mapped_column(String(500))
+
+
+class PerfilPaciente(db.Model):
+    """A patient's profile, with the psychologist assigned to them (if any)."""
+
+    __tablename__ = "Perfiles_Paciente"
+    __table_args__ = UTF8MB4
+
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("Users.id", ondelete="CASCADE"), primary_key=True
+    )
+    psicologo_asignado_id: Mapped[str | None] = mapped_column(
+        String(36),
+        ForeignKey("Perfiles_Psicologo.user_id", ondelete="SET NULL"),
+        index=True,
+    )
+    fecha_nacimiento: Mapped[datetime | None] = mapped_column(Timestamp)
+    genero: Mapped[str | None] = mapped_column(String(50))
+    contacto_emergencia: Mapped[str | None] = mapped_column(String(255))
+    nickname_avatar: Mapped[str] = mapped_column(String(100))
+    foto_perfil: Mapped[str | None] = mapped_column(String(500))
+
+
+class Conversacion(db.Model):
+    """The one conversation between a psychologist and a patient."""
+
+    __tablename__ = "Conversaciones"
+    __table_args__ = (UniqueConstraint("psicologo_id", "paciente_id"), UTF8MB4)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    psicologo_id: Mapped[str] = mapped_column(String(36), ForeignKey("Users.id"), index=True)
+    paciente_id: Mapped[str] = mapped_column(String(36), ForeignKey("Users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    # Added by the chat: the last seq handed out, and each member's unread count,
+    # kept in the same transaction as the messages so reads never count rows.
+    last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    no_leidos_psicologo: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    no_leidos_paciente: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Mensaje(db.Model):
+    """One message, numbered by seq within its conversation."""
+
+    __tablename__ = "Mensajes"
+    __table_args__ = (
+        UniqueConstraint("conversacion_id", "seq"),
+        UniqueConstraint("conversacion_id", "remitente_id", "client_id"),
+        Index("ix_Mensajes_conversacion_id_leido", "conversacion_id", "leido"),
+        UTF8MB4,
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    conversacion_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("Conversaciones.id", ondelete="CASCADE")
+    )
+    remitente: Mapped[str] = mapped_column(String(20))
+    remitente_id: Mapped[str] = mapped_column(String(36), ForeignKey("Users.id"))
+    contenido: Mapped[str] = mapped_column(LongText)
+    leido: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # Added by the chat.
+    seq: Mapped[int] = mapped_column(Integer)
+    client_id: Mapped[str | None] = mapped_column(ExactString)
+    leido_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class TokenRevocado(db.Model):
+    """A token ended by logout, refused until it would have expired anyway."""
+
+    __tablename__ = "chat_tokens_revocados"
+    __table_args__ = UTF8MB4
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
