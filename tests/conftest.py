@@ -148,3 +148,35 @@ class People:
 def people(client: FlaskClient) -> People:
     """Registers users and conversations."""
     return People(client)
+
+
+@pytest.fixture
+def start_server(app: Flask, database_url: str, tmp_path) -> Iterator:
+    """Start real servers on this test's database: start_server(how=..., env=...)."""
+    from .live import LiveServer
+
+    servers: list[LiveServer] = []
+
+    def start(**kw: object) -> LiveServer:
+        log = tmp_path / f"server-{len(servers)}.log"
+        server = LiveServer(database_url, log_path=log, **kw)  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(start_server):  # type: ignore[no-untyped-def]
+    """One server in threading mode, as `python wsgi.py` starts it."""
+    return start_server()
+
+
+@pytest.fixture
+def live_people(live_server) -> People:  # type: ignore[no-untyped-def]
+    """People registered through the live server's HTTP API."""
+    from .live import RemoteClient
+
+    return People(RemoteClient(live_server.url))  # type: ignore[arg-type]

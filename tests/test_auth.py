@@ -97,7 +97,8 @@ def test_bad_tokens_are_refused(client, app, people):
         {**claims, "exp": datetime.now(UTC) - timedelta(seconds=5)}, secret, algorithm="HS256"
     )
     forged = jwt.encode(
-        {**claims, "exp": datetime.now(UTC) + timedelta(hours=1)}, "another-secret-that-is-long-enough-for-hs256"
+        {**claims, "exp": datetime.now(UTC) + timedelta(hours=1)},
+        "another-secret-that-is-long-enough-for-hs256",
     )
     no_exp = jwt.encode(claims, secret, algorithm="HS256")
     header, payload, _ = ana.token.split(".")

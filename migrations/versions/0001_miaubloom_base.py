@@ -45,10 +45,15 @@ def upgrade():
         sa.Column("titulo_universitario", sa.String(255), nullable=False),
         sa.Column("foto_perfil", sa.String(500), nullable=True),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["Users.id"], name="fk_Perfiles_Psicologo_user_id_Users", ondelete="CASCADE"
+            ["user_id"],
+            ["Users.id"],
+            name="fk_Perfiles_Psicologo_user_id_Users",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("user_id", name="pk_Perfiles_Psicologo"),
-        sa.UniqueConstraint("registro_profesional", name="uq_Perfiles_Psicologo_registro_profesional"),
+        sa.UniqueConstraint(
+            "registro_profesional", name="uq_Perfiles_Psicologo_registro_profesional"
+        ),
         **UTF8MB4,
     )
     op.create_table(

@@ -64,7 +64,9 @@ def upgrade():
     op.execute(COUNT_PER_CONVERSATION)
     with op.batch_alter_table("Mensajes") as batch:
         batch.alter_column("seq", existing_type=sa.Integer(), nullable=False)
-        batch.create_unique_constraint("uq_Mensajes_conversacion_id_seq", ["conversacion_id", "seq"])
+        batch.create_unique_constraint(
+            "uq_Mensajes_conversacion_id_seq", ["conversacion_id", "seq"]
+        )
         batch.create_unique_constraint(
             "uq_Mensajes_conversacion_id_remitente_id_client_id",
             ["conversacion_id", "remitente_id", "client_id"],
@@ -77,9 +79,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("token_hash", name="pk_chat_tokens_revocados"),
         **UTF8MB4,
     )
-    op.create_index(
-        "ix_chat_tokens_revocados_expires_at", "chat_tokens_revocados", ["expires_at"]
-    )
+    op.create_index("ix_chat_tokens_revocados_expires_at", "chat_tokens_revocados", ["expires_at"])
 
 
 def downgrade():

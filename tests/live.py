@@ -1,0 +1,151 @@
+"""Real server processes on loopback ports, for tests that need a real transport."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(how: str, port: int) -> list[str]:
+    """The README's way to start the server: 'flask', 'socketio-run' or 'gunicorn-<worker>'."""
+    if how == "flask":
+        return [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(port)]
+    if how == "socketio-run":
+        return [sys.executable, "wsgi.py"]
+    if how.startswith("gunicorn-"):
+        worker = how.removeprefix("gunicorn-")
+        return [sys.executable, "-m", "gunicorn", "-k", worker, "-w", "1",
+                "-b", f"127.0.0.1:{port}", "wsgi:app"]  # fmt: skip
+    raise ValueError(how)
+
+
+class LiveServer:
+    """One chat server process; stopped (or killed) by the test."""
+
+    def __init__(
+        self,
+        database_url: str,
+        how: str = "socketio-run",
+        async_mode: str = "threading",
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {
+            **os.environ,
+            "MIAUBLOOM_ENV": "testing",
+            "JWT_SECRET": SECRET,
+            "DATABASE_URL": database_url,
+            "SOCKETIO_ASYNC_MODE": async_mode,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self._out = open(log_path, "ab") if log_path else None  # noqa: SIM115
+        self.process = subprocess.Popen(
+            server_command(how, self.port),
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._out or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Block until /api/health answers, or fail with the server's log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
+            try:
+                if requests.get(self.url + "/api/health", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become ready: {self.log()}")
+
+    def log(self) -> str:
+        """What the server printed (when a log file was given)."""
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-4000:]
+        return "(no log)"
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies with no chance to clean up."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        if self._out:
+            self._out.close()
+            self._out = None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._out:
+            self._out.close()
+            self._out = None
+
+
+class RemoteResponse:
+    """A requests response shaped like Flask's test response (json as a property)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.raw = response
+        self.status_code = response.status_code
+        self.headers = response.headers
+
+    @property
+    def json(self) -> object:
+        """The decoded body."""
+        return self.raw.json()
+
+
+class RemoteClient:
+    """HTTP against a live server, with the test client's interface (for People)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def get(self, path: str, **kw: object) -> RemoteResponse:
+        """GET path."""
+        return RemoteResponse(self.session.get(self.base_url + path, timeout=10, **kw))
+
+    def post(self, path: str, **kw: object) -> RemoteResponse:
+        """POST path."""
+        return RemoteResponse(self.session.post(self.base_url + path, timeout=10, **kw))
+
+    def delete_cookie(self, name: str) -> None:
+        """Forget a cookie the server set."""
+        self.session.cookies.pop(name, None)
