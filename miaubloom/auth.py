@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import bcrypt
 import jwt
 from flask import current_app
 
-from .errors import Unauthenticated
+from .errors import Forbidden, Unauthenticated
 from .extensions import db
 from .models import ROL_PACIENTE, ROL_PSICOLOGO, TokenRevocado, utcnow
 
@@ -135,3 +136,18 @@ def token_from(
     if header[:7].lower() == "bearer " and header[7:].strip():
         return header[7:].strip()
     return cookies.get(current_app.config["AUTH_COOKIE_NAME"]) or None
+
+
+def _plain(text: str) -> str:
+    """Lowercase without accents: "Psicólogo" and "psicologo" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def check_claims(caller: Caller, payload: object) -> None:
+    """A payload's userId and rol, when present, must be the caller's own, or Forbidden."""
+    user_id, rol = getattr(payload, "userId", None), getattr(payload, "rol", None)
+    if user_id is not None and user_id != caller.user_id:
+        raise Forbidden("userId no corresponde al usuario autenticado")
+    if rol is not None and _plain(rol) not in (caller.remitente, _plain(caller.rol)):
+        raise Forbidden("rol no corresponde al usuario autenticado")

@@ -42,7 +42,8 @@ def mensajes() -> ResponseReturnValue:
 @bp.post("/chat/mensajes")
 def enviar() -> ResponseReturnValue:
     """Send a message; it is announced on the sockets exactly as a socket send is."""
-    who, p = caller(), body(SendMessageIn)
+    who = caller()
+    p = body(SendMessageIn, who)
     sent = service.send_message(who, p.conversacionId, p.contenido, p.clientId)
     if sent.created:
         broadcast.message_sent(sent)
@@ -52,7 +53,8 @@ def enviar() -> ResponseReturnValue:
 @bp.post("/chat/mensajes/leidos")
 def leidos() -> ResponseReturnValue:
     """Mark the other member's messages read, and announce it."""
-    who, p = caller(), body(MarkReadIn)
+    who = caller()
+    p = body(MarkReadIn, who)
     read = service.mark_read(who, p.conversacionId, p.hastaSeq, p.messageId)
     broadcast.messages_read(read, who.user_id)
     return ok(leidos=read.leidos, hastaSeq=read.hasta_seq, messageId=read.message_id)

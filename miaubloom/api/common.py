@@ -7,16 +7,19 @@ from typing import TypeVar
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ..auth import Caller, authenticate, token_from
+from ..auth import Caller, authenticate, check_claims, token_from
 from ..chat.schemas import Payload, parse
 
 M = TypeVar("M", bound=Payload)
 
 
-def body(model: type[M]) -> M:
-    """The request's JSON body validated as model (Invalid if not JSON or wrong shape)."""
+def body(model: type[M], who: Caller | None = None) -> M:
+    """The JSON body validated as model; its userId/rol, if any, must be who's own."""
     data = request.get_json(silent=True)
-    return parse(model, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
+    payload = parse(model, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
+    if who is not None:
+        check_claims(who, payload)
+    return payload
 
 
 def query(model: type[M]) -> M:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
 from flask_socketio import Namespace, emit, join_room, leave_room, rooms
 
-from ..auth import Caller, authenticate, token_from
-from ..errors import ChatError, Forbidden, Unauthenticated, as_chat_error
+from ..auth import Caller, authenticate, check_claims, token_from
+from ..errors import ChatError, Unauthenticated, as_chat_error
 from ..extensions import db, socketio
 from . import broadcast, service, wire
 from . import rooms as room
@@ -21,23 +20,6 @@ from .schemas import ConversationIn, MarkReadIn, SendMessageIn, SyncIn, parse
 log = logging.getLogger(__name__)
 
 REFUSED = {"message": "No autenticado", "code": "unauthenticated"}
-
-
-def _plain(text: str) -> str:
-    """Lowercase without accents: "Psicólogo" and "psicologo" compare equal."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def check_claims(caller: Caller, payload: ConversationIn) -> None:
-    """userId and rol in a payload must be the caller's own, or the call fails."""
-    if payload.userId is not None and payload.userId != caller.user_id:
-        raise Forbidden("userId no corresponde al usuario autenticado")
-    if payload.rol is not None and _plain(payload.rol) not in (
-        caller.remitente,
-        _plain(caller.rol),
-    ):
-        raise Forbidden("rol no corresponde al usuario autenticado")
 
 
 class ChatNamespace(Namespace):
