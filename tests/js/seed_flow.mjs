@@ -33,7 +33,8 @@ record("psychologist", psychologist);
 await Promise.all([connected(patient), connected(psychologist)]);
 
 // As server.js's clients did: join and send with userId/rol, no acknowledgement.
-psychologist.emit("chat:join-room", { conversacionId });
+// The psychologist is in the room before the patient joins (acks order the two sockets).
+await psychologist.timeout(5000).emitWithAck("chat:join-room", { conversacionId });
 patient.emit("chat:join-room", { conversacionId, userId: patientId });
 await until("psychologist", "chat:user-joined");
 patient.emit("chat:send-message", { conversacionId, contenido: "hola desde node", userId: patientId, rol: "Paciente" });
