@@ -63,6 +63,9 @@ class LiveSocket:
             return [d["mensaje"] for n, d in self.received if n == "chat:message-received"]
 
     def close(self) -> None:
-        """Disconnect if connected."""
+        """Disconnect if connected; release the socket even if the server dropped it."""
         if self.client.connected:
             self.client.disconnect()
+        ws = getattr(self.client.eio, "ws", None)
+        if ws is not None:
+            ws.shutdown()

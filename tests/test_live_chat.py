@@ -104,8 +104,9 @@ def test_typing_expires_on_the_server(quick_typing, app):
     from .conftest import People
     from .live import RemoteClient
 
-    people = People(RemoteClient(quick_typing.url))
-    psi, pac, cid = people.pair()
+    remote = RemoteClient(quick_typing.url)
+    psi, pac, cid = People(remote).pair()
+    remote.session.close()
     a, b = LiveSocket(quick_typing.url, pac.token), LiveSocket(quick_typing.url, psi.token)
     try:
         for s in (a, b):
@@ -120,3 +121,24 @@ def test_typing_expires_on_the_server(quick_typing, app):
     finally:
         a.close()
         b.close()
+
+
+def test_oversized_frame_never_disturbs_others(live_server, live_people, open_socket):
+    psi, pac, cid = live_people.pair()
+    a, b = open_socket(pac), open_socket(psi)
+    for s in (a, b):
+        s.call("chat:join-room", {"conversacionId": cid})
+    attacker = open_socket(pac)
+    # Past MAX_MESSAGE_LENGTH but within a frame: an error for that socket only.
+    ack = attacker.call("chat:send-message", {"conversacionId": cid, "contenido": "x" * 5000})
+    assert (ack["success"], ack["code"]) == (False, "too_large")
+    # Past the frame limit (SOCKETIO_MAX_BUFFER): engine.io drops that connection alone.
+    attacker.client.emit("chat:send-message", {"conversacionId": cid, "contenido": "x" * 200_000})
+    deadline = time.monotonic() + 10
+    while attacker.client.connected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not attacker.client.connected
+    ack = a.call("chat:send-message", {"conversacionId": cid, "contenido": "sigo aquí"})
+    assert ack["success"]
+    assert b.wait_for("chat:message-received")["mensaje"]["contenido"] == "sigo aquí"
+    assert len(b.messages()) == 1
