@@ -9,7 +9,7 @@ import { byId, show } from "./dom.js";
 
 const POLL_MS = 3000;
 const FIRST_POLL_MS = 1500; // a blip usually reconnects before this
-const REFRESH_EVERY = 4; // polls between list and read-state refreshes
+const REFRESH_EVERY = 2; // polls between list and read-state refreshes
 
 export class ChatSession {
   constructor(me, token, { onSignedOut }) {
