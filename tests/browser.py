@@ -31,6 +31,7 @@ return Array.from(document.querySelectorAll('#message-list > li')).map(li => ({
   state: li.dataset.state,
   own: li.classList.contains('own'),
   tick: (li.querySelector('.tick') || {}).textContent || null,
+  attempts: Number(li.dataset.attempts || 0),
 }));
 """
 

@@ -8,6 +8,9 @@ server or blocking the Socket.IO transport in the browser.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 
@@ -183,6 +186,41 @@ def test_reconnect_catches_up_without_doubles(browsers, live_server, start_serve
     # Live again after the reconnect: the room was joined anew.
     psicologo.send("de vuelta")
     paciente.wait("a live message after reconnecting", lambda: paciente.message("de vuelta"))
+
+
+def test_an_unanswered_send_is_retried_with_its_client_id(browsers, live_server, live_people):
+    """The server freezes (SIGSTOP): the ack times out, the page sends again with the same
+    clientId, and once the server resumes the message exists and shows exactly once."""
+    psi, pac, cid = live_people.pair()
+    paciente = logged_in(browsers("paciente", PHONE), pac)
+    psicologo = logged_in(browsers("psicologo"), psi)
+    paciente.choose("Psicólogo")
+    psicologo.choose("Paciente")
+    for page in (paciente, psicologo):
+        page.wait("the socket", lambda page=page: page.connection == "online")
+
+    os.killpg(live_server.process.pid, signal.SIGSTOP)
+    try:
+        paciente.send("¿me llega?")
+        paciente.wait(
+            "a retry after the ack timeout",
+            lambda: paciente.message("¿me llega?")["attempts"] >= 2,
+            timeout=20,
+        )
+        assert paciente.message("¿me llega?")["state"] == "pending"
+    finally:
+        os.killpg(live_server.process.pid, signal.SIGCONT)
+
+    paciente.wait("the ack", lambda: paciente.message("¿me llega?")["state"] in ("sent", "read"))
+    psicologo.wait("the message", lambda: psicologo.message("¿me llega?"))
+    stored = RemoteClient(live_server.url).get(
+        f"/api/chat/mensajes?conversacionId={cid}", headers=pac.headers
+    )
+    assert [m["contenido"] for m in stored.json["mensajes"]] == ["¿me llega?"]
+    time.sleep(1)  # any late duplicate (a second ack, a second broadcast) would show by now
+    for page in (paciente, psicologo):
+        assert page.texts() == ["¿me llega?"]
+        assert_in_order_once(page)
 
 
 def test_http_fallback_when_the_socket_is_blocked(browsers, live_people: People) -> None:

@@ -311,6 +311,7 @@ export class ConversationView {
     const payload = { conversacionId: id, contenido: entry.contenido, clientId: entry.clientId };
     entry.inFlight = true;
     entry.attempts += 1;
+    this.render(entry);
     let answer;
     try {
       answer = this.chat.connected
@@ -415,6 +416,7 @@ export class ConversationView {
     node.dataset.state = entry.state;
     if (entry.seq !== null) node.dataset.seq = String(entry.seq);
     if (entry.clientId) node.dataset.clientId = entry.clientId;
+    if (entry.attempts) node.dataset.attempts = String(entry.attempts);
     const meta = el("span", { className: "message-meta" }, el("time", { datetime: entry.createdAt }, shortTime(entry.createdAt)));
     if (entry.own) {
       const [symbol, label] = TICKS[entry.state];
