@@ -136,6 +136,13 @@ def test_two_people_chat_in_the_browser(browsers, live_people: People) -> None:
         assert_in_order_once(page)
     assert_clean(paciente, psicologo)
 
+    # Logging out ends the session for good: a reload shows the login again.
+    psicologo.driver.find_element("id", "logout").click()
+    psicologo.wait("the login form", lambda: psicologo.visible("login-form"))
+    psicologo.driver.refresh()
+    psicologo.wait("the login form after a reload", lambda: psicologo.visible("login-form"))
+    assert not psicologo.visible("chat-view")
+
 
 def test_reconnect_catches_up_without_doubles(browsers, live_server, start_server, live_people):
     psi, pac, cid = live_people.pair()
@@ -250,6 +257,46 @@ def test_http_fallback_when_the_socket_is_blocked(browsers, live_people: People)
     for page in (paciente, psicologo):
         assert page.texts() == ["por HTTP", "recibido por sondeo"]
         assert_in_order_once(page)
+
+
+def test_register_on_the_page_and_start_a_conversation(browsers, live_server, live_people):
+    """A new patient registers through the page; once assigned, the psychologist finds
+    them in the list (no conversation yet), starts one, and the patient sees it."""
+    psi = live_people.register("Psicólogo", "Marta")
+    paciente = browsers("paciente", PHONE)
+    paciente.open()
+    paciente.wait("the login page", lambda: paciente.visible("login-form"))
+    paciente.driver.find_element("css selector", ".register summary").click()
+    email = f"nora-{os.urandom(4).hex()}@test.miaubloom"
+    fields = {"register-name": "Nora", "register-email": email, "register-password": PASSWORD}
+    for field, value in fields.items():
+        paciente.driver.find_element("id", field).send_keys(value)
+    paciente.driver.find_element("css selector", "#register-form button[type=submit]").click()
+    paciente.wait("the chat after registering", lambda: paciente.visible("list-pane"))
+    paciente.wait("no psychologist yet", lambda: paciente.visible("list-empty"))
+    assert "psicólogo asignado" in paciente.text("list-empty")
+
+    login = RemoteClient(live_server.url).post(
+        "/api/auth/login", json={"email": email, "password": PASSWORD}
+    )
+    nora = login.json["user"]
+    assert nora["rol"] == "Paciente"
+    live_people.assign(psi, Person(nora["id"], email, "Paciente", login.json["token"]))
+
+    psicologo = logged_in(browsers("psicologo"), psi)
+    row = psicologo.wait("the assigned patient", lambda: psicologo.list_item("Nora"))
+    assert row["preview"] == "Empezar la conversación"
+    psicologo.choose("Nora")
+    psicologo.send("Bienvenida, Nora")
+    psicologo.wait("the ack", lambda: psicologo.message("Bienvenida, Nora")["state"] == "sent")
+
+    paciente.driver.refresh()
+    row = paciente.wait("the new conversation", lambda: paciente.list_item("Marta"))
+    assert (row["preview"], row["unread"]) == ("Bienvenida, Nora", 1)
+    paciente.choose("Marta")
+    assert paciente.texts() == ["Bienvenida, Nora"]
+    psicologo.wait("✓✓", lambda: psicologo.message("Bienvenida, Nora")["tick"] == "✓✓")
+    assert_clean(paciente, psicologo)
 
 
 def test_older_history_loads_on_scroll_up(browsers, live_people: People) -> None:

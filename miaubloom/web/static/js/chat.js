@@ -19,6 +19,7 @@ export class ChatSession {
     this.mode = "connecting";
     this.pollTimer = null;
     this.polls = 0;
+    this.polling = false;
     this.stopped = false;
     this.routeHandler = () => this.route();
   }
@@ -186,7 +187,8 @@ export class ChatSession {
   /** One round of the HTTP fallback: catch up the open conversation, send what waits. */
   async poll() {
     this.pollTimer = null;
-    if (this.stopped || this.connected) return;
+    if (this.stopped || this.connected || this.polling) return;
+    this.polling = true;
     try {
       if (this.view.id) await this.view.poll();
       else await api("GET", "/api/auth/me");
@@ -199,6 +201,8 @@ export class ChatSession {
     } catch (err) {
       if (err.code === "unauthenticated" && (await this.signedOut())) return;
       if (!this.connected) this.setMode("offline");
+    } finally {
+      this.polling = false;
     }
     if (!this.connected) this.schedulePoll(POLL_MS);
   }
