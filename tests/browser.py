@@ -99,9 +99,9 @@ class Page:
         while time.monotonic() < deadline:
             try:
                 last = check()
-            except AssertionError as exc:
+            except (AssertionError, LookupError, TypeError) as exc:  # not there yet
                 last = exc
-            if last and not isinstance(last, AssertionError):
+            if last and not isinstance(last, Exception):
                 return last
             time.sleep(0.1)
         raise AssertionError(
