@@ -119,3 +119,21 @@ def _ensure_psicologo_profile(user_id: str) -> None:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
+
+
+def counterparts(caller: Caller) -> list[User]:
+    """Whom the caller may chat with: their psychologist, or their assigned patients."""
+    if caller.is_psicologo:
+        query = (
+            select(User)
+            .join(PerfilPaciente, PerfilPaciente.user_id == User.id)
+            .where(PerfilPaciente.psicologo_asignado_id == caller.user_id)
+            .order_by(User.nombre_completo, User.id)
+        )
+    else:
+        query = (
+            select(User)
+            .join(PerfilPaciente, PerfilPaciente.psicologo_asignado_id == User.id)
+            .where(PerfilPaciente.user_id == caller.user_id)
+        )
+    return list(db.session.scalars(query))

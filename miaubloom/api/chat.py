@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from flask.typing import ResponseReturnValue
 
+from .. import accounts
 from ..chat import broadcast, service, wire
 from ..chat.schemas import HistoryQuery, MarkReadIn, OpenConversationIn, SendMessageIn
 from . import bp
@@ -64,3 +65,15 @@ def leidos() -> ResponseReturnValue:
 def no_leidos() -> ResponseReturnValue:
     """The caller's unread total."""
     return ok(totalMensajesNoLeidos=service.unread_total(caller()))
+
+
+@bp.get("/chat/contactos")
+def contactos() -> ResponseReturnValue:
+    """Whom the caller may chat with, and their conversation if one exists already."""
+    who = caller()
+    opened = {otro: cid for cid, otro in service.member_pairs(who.user_id)}
+    rows = [
+        {**wire.user(u), "online": _is_online(u.id), "conversacionId": opened.get(u.id)}
+        for u in accounts.counterparts(who)
+    ]
+    return ok(contactos=rows, total=len(rows))
