@@ -1,0 +1,37 @@
+"""Each async mode, started the README's way, carries a chat round trip over a real WebSocket."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from .realtime import Peer, people_at, wait_for_event
+
+pytestmark = pytest.mark.server
+
+MODES = [
+    ("gunicorn-gevent", "gevent"),
+    ("gunicorn-eventlet", "eventlet"),
+    ("socketio-run", "eventlet"),
+    ("socketio-run", "gevent"),
+    ("socketio-run", "threading"),
+    ("flask", "threading"),
+]
+
+
+@pytest.mark.parametrize(("how", "async_mode"), MODES, ids=[f"{h}:{m}" for h, m in MODES])
+def test_round_trip_over_websocket(start_server, how, async_mode):
+    server = start_server(how=how, async_mode=async_mode)
+    people = people_at(server.url)
+    psi, pac, cid = people.pair()
+    with Peer(server.url, pac.token) as a, Peer(server.url, psi.token) as b:
+        assert a.client.transport() == "websocket"
+        assert a.call("chat:join-room", {"conversacionId": cid})["success"]
+        assert b.call("chat:join-room", {"conversacionId": cid})["success"]
+        ack = a.call("chat:send-message", {"conversacionId": cid, "contenido": "hola"})
+        assert ack["success"], ack
+        got = wait_for_event(b, "chat:message-received", timeout=5)
+        assert got["mensaje"]["id"] == ack["mensaje"]["id"]
+    # HTTP on the same port, same process.
+    r = requests.get(server.url + "/api/chat/no-leidos", headers=psi.headers, timeout=5)
+    assert r.status_code == 200 and r.json()["totalMensajesNoLeidos"] == 1
