@@ -1,0 +1,50 @@
+"""Presence for this deployment: in memory for one process, in Redis when a queue is set."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+import redis
+from flask import Flask
+from redis.exceptions import RedisError
+
+from ..extensions import socketio
+from . import broadcast, service
+from .presence import Presence, RedisPresence
+
+log = logging.getLogger(__name__)
+
+
+def presence_for(app: Flask) -> Presence:
+    """Memory presence without a message queue; Redis presence, kept alive, with one."""
+    url = app.config["SOCKETIO_MESSAGE_QUEUE"]
+    if not url:
+        return Presence()
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    process_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    presence = RedisPresence(
+        client,
+        app.config["REDIS_KEY_PREFIX"],
+        process_id,
+        ttl=app.config["PRESENCE_TTL"],
+    )
+    presence.on_first_socket = lambda: socketio.start_background_task(_keep_alive, app, presence)
+    return presence
+
+
+def _keep_alive(app: Flask, presence: RedisPresence) -> None:
+    """Heartbeat this process, and announce offline the users of processes that died."""
+    while True:
+        try:
+            presence.heartbeat()
+            for user_id in presence.reap():
+                with app.app_context():
+                    broadcast.presence(user_id, False, service.member_pairs(user_id))
+        except RedisError as exc:
+            log.warning("presence heartbeat failed: %s", exc.__class__.__name__)
+        except Exception:
+            log.exception("presence heartbeat failed")
+        socketio.sleep(presence.ttl / 3)

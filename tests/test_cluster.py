@@ -1,0 +1,139 @@
+"""Several processes on one Redis queue share rooms, events and presence."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from .cluster import queue_env, start_cluster
+from .live import ROOT, SECRET
+from .realtime import Peer, drain, people_at, wait_for_event
+
+pytestmark = pytest.mark.server
+
+
+def joined(peer: Peer, cid: str) -> dict:
+    ack = peer.call("chat:join-room", {"conversacionId": cid})
+    assert ack["success"], ack
+    return ack
+
+
+def test_messages_cross_processes_both_ways(start_server):
+    a, b = start_cluster(start_server, queue_env())
+    psi, pac, cid = people_at(a.url).pair()
+    with Peer(a.url, pac.token) as on_a, Peer(b.url, psi.token) as on_b:
+        joined(on_a, cid), joined(on_b, cid)
+        # A socket send on A reaches B.
+        ack = on_a.call("chat:send-message", {"conversacionId": cid, "contenido": "desde A"})
+        assert ack["success"], ack
+        got = wait_for_event(on_b, "chat:message-received")
+        assert got["mensaje"]["id"] == ack["mensaje"]["id"]
+        updated = wait_for_event(on_b, "chat:conversation-updated")
+        assert updated["mensajesNoLeidos"] == 1
+        # An HTTP send to B reaches A.
+        r = requests.post(
+            b.url + "/api/chat/mensajes",
+            json={"conversacionId": cid, "contenido": "desde B por HTTP"},
+            headers=psi.headers,
+            timeout=5,
+        )
+        assert r.status_code == 201
+        got = wait_for_event(
+            on_a, "chat:message-received", match=lambda p: p["mensaje"]["seq"] == 2
+        )
+        assert got["mensaje"]["contenido"] == "desde B por HTTP"
+
+
+def test_presence_with_two_tabs_on_two_processes(start_server):
+    a, b = start_cluster(start_server, queue_env())
+    psi, pac, cid = people_at(a.url).pair()
+    with Peer(a.url, psi.token) as watcher:
+        joined(watcher, cid)
+        tab1 = Peer(a.url, pac.token)
+        came = wait_for_event(watcher, "chat:presence", match=lambda p: p["userId"] == pac.id)
+        assert came["online"] is True
+        tab2 = Peer(b.url, pac.token)
+        tab1.close()
+        assert joined(watcher, cid)["online"] is True  # asked on A, the tab left is on B
+        assert not [p for p in drain(watcher, "chat:presence", quiet=1) if p["userId"] == pac.id], (
+            "a second tab connecting or the first closing must not change presence"
+        )
+        tab2.close()
+        went = wait_for_event(watcher, "chat:presence", match=lambda p: p["userId"] == pac.id)
+        assert went["online"] is False
+        assert joined(watcher, cid)["online"] is False
+
+
+def test_killed_process_users_go_offline(start_server):
+    a, b = start_cluster(start_server, queue_env(PRESENCE_TTL="2"))
+    psi, pac, cid = people_at(a.url).pair()
+    with Peer(a.url, psi.token) as watcher:
+        joined(watcher, cid)
+        tab = Peer(b.url, pac.token)
+        wait_for_event(watcher, "chat:presence", match=lambda p: p["online"])
+        assert joined(watcher, cid)["online"] is True
+        b.kill()
+        # The heartbeat key expires after PRESENCE_TTL; A's next beat reaps B.
+        went = wait_for_event(
+            watcher, "chat:presence", timeout=8, match=lambda p: p["userId"] == pac.id
+        )
+        assert went["online"] is False
+        assert joined(watcher, cid)["online"] is False
+        tab.client.disconnect() if tab.client.connected else None
+
+
+def test_typing_crosses_processes_and_expires(start_server):
+    a, b = start_cluster(start_server, queue_env(TYPING_TIMEOUT="1"))
+    psi, pac, cid = people_at(a.url).pair()
+    with Peer(a.url, pac.token) as typist, Peer(b.url, psi.token) as reader:
+        joined(typist, cid), joined(reader, cid)
+        assert typist.call("chat:typing", {"conversacionId": cid})["success"]
+        started = time.monotonic()
+        wait_for_event(reader, "chat:user-typing")
+        stopped = wait_for_event(reader, "chat:user-stop-typing", timeout=5)
+        assert stopped == {"userId": pac.id, "conversacionId": cid}
+        assert time.monotonic() - started >= 0.9
+
+
+def test_cli_send_message_reaches_sockets_through_the_queue(start_server, database_url):
+    env = queue_env()
+    (a,) = start_cluster(start_server, env, n=1)
+    psi, pac, cid = people_at(a.url).pair()
+    with Peer(a.url, psi.token) as reader:
+        joined(reader, cid)
+        cli_env = {
+            **os.environ,
+            **env,
+            "DATABASE_URL": database_url,
+            "JWT_SECRET": SECRET,
+            "MIAUBLOOM_ENV": "testing",
+            "SOCKETIO_ASYNC_MODE": "threading",
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flask",
+                "--app",
+                "wsgi",
+                "send-message",
+                "--from",
+                pac.email,
+                "--to",
+                psi.email,
+                "enviado desde la consola",
+            ],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        got = wait_for_event(reader, "chat:message-received", timeout=5)
+        assert got["mensaje"]["contenido"] == "enviado desde la consola"
+        assert got["mensaje"]["conversacionId"] == cid
