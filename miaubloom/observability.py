@@ -53,9 +53,10 @@ class RequestIdFilter(logging.Filter):
 
 
 def configure_logging() -> None:
-    """Root logging to stderr: JSON lines (LOG_FORMAT=json, the default) or plain text."""
+    """Root logging to stderr: JSON lines (LOG_FORMAT=json), or text (the development default)."""
     handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("LOG_FORMAT", "json") == "json":
+    development = os.environ.get("MIAUBLOOM_ENV") == "development"
+    if os.environ.get("LOG_FORMAT", "text" if development else "json") == "json":
         handler.setFormatter(
             JsonFormatter(
                 "{levelname}{name}{message}",

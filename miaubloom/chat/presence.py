@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -149,9 +150,10 @@ class RedisPresence(Presence):
         with self._lock:
             start, self.on_first_socket = self.on_first_socket, None
         if start is not None:
+            with contextlib.suppress(RedisError):
+                self.heartbeat()  # before the script below counts this process's sockets
             start()
         try:
-            self.heartbeat()
             self.redis.sadd(self._sockets_key(self.process_id), f"{user_id} {sid}")
             live = self._add(
                 [self._user_key(user_id)], [self._process_prefix, sid, self.process_id]
