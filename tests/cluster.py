@@ -16,7 +16,7 @@ from .live import LiveServer, free_port
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def queue_env(redis_url: str = REDIS_URL, **extra: str) -> dict[str, str]:
+def queue_settings(redis_url: str = REDIS_URL, **extra: str) -> dict[str, str]:
     """Settings for servers that share a Redis queue on a channel and prefix of their own."""
     tag = uuid.uuid4().hex[:10]
     return {
@@ -26,6 +26,19 @@ def queue_env(redis_url: str = REDIS_URL, **extra: str) -> dict[str, str]:
         "PRESENCE_TTL": "3",
         **extra,
     }
+
+
+def forget(env: dict[str, str]) -> None:
+    """Delete the keys a test's processes left under its prefix (the Redis is shared)."""
+    client = redis.Redis.from_url(env["SOCKETIO_MESSAGE_QUEUE"], socket_connect_timeout=1)
+    try:
+        keys = list(client.scan_iter(match=env["REDIS_KEY_PREFIX"] + ":*", count=500))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass  # a test-owned Redis that is already gone
+    finally:
+        client.close()
 
 
 def start_cluster(start_server, env: dict[str, str], n: int = 2) -> list[LiveServer]:  # type: ignore[no-untyped-def]

@@ -180,3 +180,23 @@ def live_people(live_server) -> People:  # type: ignore[no-untyped-def]
     from .live import RemoteClient
 
     return People(RemoteClient(live_server.url))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def queue_env(start_server) -> Iterator:  # type: ignore[no-untyped-def]
+    """queue_env(redis_url=..., **settings): settings for servers on a Redis queue of their own.
+
+    Depends on start_server so that the servers stop before their keys are deleted.
+    """
+    from .cluster import REDIS_URL, forget, queue_settings
+
+    made: list[dict[str, str]] = []
+
+    def make(redis_url: str = REDIS_URL, **extra: str) -> dict[str, str]:
+        env = queue_settings(redis_url, **extra)
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        forget(env)

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from .cluster import queue_env, start_cluster
+from .cluster import start_cluster
 from .live import ROOT, SECRET
 from .realtime import Peer, drain, people_at, wait_for_event
 
@@ -23,7 +23,7 @@ def joined(peer: Peer, cid: str) -> dict:
     return ack
 
 
-def test_messages_cross_processes_both_ways(start_server):
+def test_messages_cross_processes_both_ways(start_server, queue_env):
     a, b = start_cluster(start_server, queue_env())
     psi, pac, cid = people_at(a.url).pair()
     with Peer(a.url, pac.token) as on_a, Peer(b.url, psi.token) as on_b:
@@ -49,7 +49,7 @@ def test_messages_cross_processes_both_ways(start_server):
         assert got["mensaje"]["contenido"] == "desde B por HTTP"
 
 
-def test_presence_with_two_tabs_on_two_processes(start_server):
+def test_presence_with_two_tabs_on_two_processes(start_server, queue_env):
     a, b = start_cluster(start_server, queue_env())
     psi, pac, cid = people_at(a.url).pair()
     with Peer(a.url, psi.token) as watcher:
@@ -69,7 +69,7 @@ def test_presence_with_two_tabs_on_two_processes(start_server):
         assert joined(watcher, cid)["online"] is False
 
 
-def test_killed_process_users_go_offline(start_server):
+def test_killed_process_users_go_offline(start_server, queue_env):
     a, b = start_cluster(start_server, queue_env(PRESENCE_TTL="2"))
     psi, pac, cid = people_at(a.url).pair()
     with Peer(a.url, psi.token) as watcher:
@@ -87,7 +87,7 @@ def test_killed_process_users_go_offline(start_server):
         tab.client.disconnect() if tab.client.connected else None
 
 
-def test_typing_crosses_processes_and_expires(start_server):
+def test_typing_crosses_processes_and_expires(start_server, queue_env):
     a, b = start_cluster(start_server, queue_env(TYPING_TIMEOUT="1"))
     psi, pac, cid = people_at(a.url).pair()
     with Peer(a.url, pac.token) as typist, Peer(b.url, psi.token) as reader:
@@ -100,7 +100,7 @@ def test_typing_crosses_processes_and_expires(start_server):
         assert time.monotonic() - started >= 0.9
 
 
-def test_cli_send_message_reaches_sockets_through_the_queue(start_server, database_url):
+def test_cli_send_message_reaches_sockets_through_the_queue(start_server, queue_env, database_url):
     env = queue_env()
     (a,) = start_cluster(start_server, env, n=1)
     psi, pac, cid = people_at(a.url).pair()

@@ -11,7 +11,7 @@ import requests
 import socketio
 from sqlalchemy.engine import make_url
 
-from .cluster import OwnRedis, queue_env, start_cluster
+from .cluster import OwnRedis, start_cluster
 from .conftest import on_mysql
 from .realtime import Peer, people_at, wait_for_event
 from .tcpproxy import TcpProxy
@@ -146,7 +146,7 @@ def assert_exactly_once(messages: list[dict], acked: dict[str, dict], count: int
         assert by_client[client_id]["id"] == mensaje["id"], "the ack named another row"
 
 
-def test_sigkill_one_process_loses_and_duplicates_nothing(start_server):
+def test_sigkill_one_process_loses_and_duplicates_nothing(start_server, queue_env):
     count = 40
     a, b = start_cluster(start_server, queue_env())
     psi, pac, cid = people_at(b.url).pair()
@@ -241,7 +241,7 @@ def test_database_blink_fails_cleanly_and_recovers_without_restart(start_server,
     proxy.cut()
 
 
-def test_redis_restart_resumes_cross_process_delivery(start_server, tmp_path):
+def test_redis_restart_resumes_cross_process_delivery(start_server, queue_env, tmp_path):
     own = OwnRedis(tmp_path)
     try:
         a, b = start_cluster(start_server, queue_env(own.url, PRESENCE_TTL="3"))

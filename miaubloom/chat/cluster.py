@@ -9,7 +9,9 @@ import uuid
 
 import redis
 from flask import Flask
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from ..extensions import socketio
 from . import broadcast, service
@@ -23,7 +25,7 @@ def presence_for(app: Flask) -> Presence:
     url = app.config["SOCKETIO_MESSAGE_QUEUE"]
     if not url:
         return Presence()
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    client = presence_redis(url)
     process_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     presence = RedisPresence(
         client,
@@ -33,6 +35,13 @@ def presence_for(app: Flask) -> Presence:
     )
     presence.on_first_socket = lambda: socketio.start_background_task(_keep_alive, app, presence)
     return presence
+
+
+def presence_redis(url: str) -> redis.Redis:
+    """A client that gives up fast: with Redis down, presence answers for this process."""
+    return redis.Redis.from_url(
+        url, socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1)
+    )
 
 
 def _keep_alive(app: Flask, presence: RedisPresence) -> None:
