@@ -137,3 +137,20 @@ def test_cli_send_message_reaches_sockets_through_the_queue(start_server, queue_
         got = wait_for_event(reader, "chat:message-received", timeout=5)
         assert got["mensaje"]["contenido"] == "enviado desde la consola"
         assert got["mensaje"]["conversacionId"] == cid
+
+
+def test_logout_on_one_process_disconnects_the_token_sockets_on_all(start_server, queue_env):
+    a, b = start_cluster(start_server, queue_env())
+    _, pac, _ = people_at(a.url).pair()
+    on_a, on_b = Peer(a.url, pac.token), Peer(b.url, pac.token)
+    try:
+        r = requests.post(a.url + "/api/auth/logout", headers=pac.headers, timeout=5)
+        assert r.status_code == 200
+        deadline = time.monotonic() + 5
+        while (on_a.client.connected or on_b.client.connected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not on_a.client.connected, "the socket on the process that logged out"
+        assert not on_b.client.connected, "the socket on the other process"
+    finally:
+        on_a.close()
+        on_b.close()
