@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
@@ -41,9 +42,19 @@ def forget(env: dict[str, str]) -> None:
         client.close()
 
 
-def start_cluster(start_server, env: dict[str, str], n: int = 2) -> list[LiveServer]:  # type: ignore[no-untyped-def]
-    """n gevent processes under gunicorn, as production runs them, on one queue."""
-    return [start_server(how="gunicorn-gevent", async_mode="gevent", env=env) for _ in range(n)]
+def start_cluster(  # type: ignore[no-untyped-def]
+    start_server,
+    env: dict[str, str],
+    n: int = 2,
+    how: str = "gunicorn-gevent",
+    async_mode: str = "gevent",
+) -> list[LiveServer]:
+    """n processes on one queue, booted at once: gevent under gunicorn, as production runs."""
+    with ThreadPoolExecutor(n) as pool:
+        starting = [
+            pool.submit(start_server, how=how, async_mode=async_mode, env=env) for _ in range(n)
+        ]
+        return [future.result() for future in starting]
 
 
 class OwnRedis:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
@@ -156,14 +157,17 @@ def start_server(app: Flask, database_url: str, tmp_path) -> Iterator:
     from .live import LiveServer
 
     servers: list[LiveServer] = []
+    numbers = itertools.count()  # servers may boot from several threads at once
 
     def start(**kw: object) -> LiveServer:
-        log = tmp_path / f"server-{len(servers)}.log"
+        log = tmp_path / f"server-{next(numbers)}.log"
         server = LiveServer(database_url, log_path=log, **kw)  # type: ignore[arg-type]
         servers.append(server)
         return server
 
     yield start
+    for server in servers:
+        server.terminate()
     for server in servers:
         server.stop()
 

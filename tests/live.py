@@ -104,10 +104,15 @@ class LiveServer:
             self._out.close()
             self._out = None
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (stop() waits), so several servers stop at once."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:

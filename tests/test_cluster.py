@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from .cluster import start_cluster
+from .conftest import on_mysql
 from .live import ROOT, SECRET
 from .realtime import Peer, drain, people_at, wait_for_event
 
@@ -23,8 +24,23 @@ def joined(peer: Peer, cid: str) -> dict:
     return ack
 
 
-def test_messages_cross_processes_both_ways(start_server, queue_env):
-    a, b = start_cluster(start_server, queue_env())
+@pytest.mark.parametrize(
+    ("how", "async_mode"),
+    [
+        pytest.param("gunicorn-gevent", "gevent", id="gunicorn-gevent"),
+        pytest.param(
+            "socketio-run",
+            "eventlet",
+            marks=pytest.mark.skipif(
+                on_mysql(), reason="the worker does not depend on the database"
+            ),
+            id="socketio-run:eventlet",
+        ),
+    ],
+)
+def test_messages_and_typing_cross_processes(start_server, queue_env, how, async_mode):
+    env = queue_env(TYPING_TIMEOUT="1")
+    a, b = start_cluster(start_server, env, how=how, async_mode=async_mode)
     psi, pac, cid = people_at(a.url).pair()
     with Peer(a.url, pac.token) as on_a, Peer(b.url, psi.token) as on_b:
         joined(on_a, cid), joined(on_b, cid)
@@ -47,57 +63,41 @@ def test_messages_cross_processes_both_ways(start_server, queue_env):
             on_a, "chat:message-received", match=lambda p: p["mensaje"]["seq"] == 2
         )
         assert got["mensaje"]["contenido"] == "desde B por HTTP"
+        # Typing on A shows on B, and A's expiry (TYPING_TIMEOUT) ends it there too.
+        assert on_a.call("chat:typing", {"conversacionId": cid})["success"]
+        started = time.monotonic()
+        wait_for_event(on_b, "chat:user-typing")
+        stopped = wait_for_event(on_b, "chat:user-stop-typing", timeout=5)
+        assert stopped == {"userId": pac.id, "conversacionId": cid}
+        assert time.monotonic() - started >= 0.9
 
 
-def test_presence_with_two_tabs_on_two_processes(start_server, queue_env):
-    a, b = start_cluster(start_server, queue_env())
+def test_presence_across_processes_two_tabs_and_a_killed_process(start_server, queue_env):
+    a, b = start_cluster(start_server, queue_env(PRESENCE_TTL="2"))
     psi, pac, cid = people_at(a.url).pair()
+    is_pac = lambda p: p["userId"] == pac.id  # noqa: E731
     with Peer(a.url, psi.token) as watcher:
         joined(watcher, cid)
         tab1 = Peer(a.url, pac.token)
-        came = wait_for_event(watcher, "chat:presence", match=lambda p: p["userId"] == pac.id)
-        assert came["online"] is True
+        assert wait_for_event(watcher, "chat:presence", match=is_pac)["online"] is True
         tab2 = Peer(b.url, pac.token)
         tab1.close()
         assert joined(watcher, cid)["online"] is True  # asked on A, the tab left is on B
-        assert not [p for p in drain(watcher, "chat:presence", quiet=1) if p["userId"] == pac.id], (
+        assert not [p for p in drain(watcher, "chat:presence", quiet=1) if is_pac(p)], (
             "a second tab connecting or the first closing must not change presence"
         )
         tab2.close()
-        went = wait_for_event(watcher, "chat:presence", match=lambda p: p["userId"] == pac.id)
-        assert went["online"] is False
+        assert wait_for_event(watcher, "chat:presence", match=is_pac)["online"] is False
         assert joined(watcher, cid)["online"] is False
 
-
-def test_killed_process_users_go_offline(start_server, queue_env):
-    a, b = start_cluster(start_server, queue_env(PRESENCE_TTL="2"))
-    psi, pac, cid = people_at(a.url).pair()
-    with Peer(a.url, psi.token) as watcher:
-        joined(watcher, cid)
-        tab = Peer(b.url, pac.token)
-        wait_for_event(watcher, "chat:presence", match=lambda p: p["online"])
-        assert joined(watcher, cid)["online"] is True
-        b.kill()
-        # The heartbeat key expires after PRESENCE_TTL; A's next beat reaps B.
-        went = wait_for_event(
-            watcher, "chat:presence", timeout=8, match=lambda p: p["userId"] == pac.id
-        )
-        assert went["online"] is False
-        assert joined(watcher, cid)["online"] is False
-        tab.client.disconnect() if tab.client.connected else None
-
-
-def test_typing_crosses_processes_and_expires(start_server, queue_env):
-    a, b = start_cluster(start_server, queue_env(TYPING_TIMEOUT="1"))
-    psi, pac, cid = people_at(a.url).pair()
-    with Peer(a.url, pac.token) as typist, Peer(b.url, psi.token) as reader:
-        joined(typist, cid), joined(reader, cid)
-        assert typist.call("chat:typing", {"conversacionId": cid})["success"]
-        started = time.monotonic()
-        wait_for_event(reader, "chat:user-typing")
-        stopped = wait_for_event(reader, "chat:user-stop-typing", timeout=5)
-        assert stopped == {"userId": pac.id, "conversacionId": cid}
-        assert time.monotonic() - started >= 0.9
+        # A process killed without cleaning up: its heartbeat key expires after
+        # PRESENCE_TTL, A's next beat reaps B, and its users go offline.
+        with Peer(b.url, pac.token):
+            assert wait_for_event(watcher, "chat:presence", match=is_pac)["online"] is True
+            b.kill()
+            went = wait_for_event(watcher, "chat:presence", timeout=8, match=is_pac)
+            assert went["online"] is False
+            assert joined(watcher, cid)["online"] is False
 
 
 def test_cli_send_message_reaches_sockets_through_the_queue(start_server, queue_env, database_url):
