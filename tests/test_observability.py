@@ -63,7 +63,8 @@ def test_a_repeated_client_id_is_not_counted_again(app, client, people):
 
 @pytest.mark.server
 def test_logs_are_json_with_ids_and_never_hold_message_text(start_server):
-    server = start_server(how="gunicorn-gevent", async_mode="gevent")
+    # DEBUG: every event gets its line (at INFO only connections and failures do).
+    server = start_server(how="gunicorn-gevent", async_mode="gevent", env={"LOG_LEVEL": "DEBUG"})
     psi, pac, cid = people_at(server.url).pair()
     secret = f"secreto-{uuid.uuid4().hex}"
     with Peer(server.url, pac.token) as a, Peer(server.url, psi.token) as b:
