@@ -26,10 +26,12 @@ elif _MODE == "gevent":
 
     monkey.patch_all()
 elif _MODE != "threading":
-    raise SystemExit(f"SOCKETIO_ASYNC_MODE must be eventlet, gevent or threading, not {_MODE!r}")
+    raise RuntimeError(f"SOCKETIO_ASYNC_MODE must be eventlet, gevent or threading, not {_MODE!r}")
 elif _patched_by_worker():
     # An async gunicorn worker patched the process, but Socket.IO would run threaded.
-    raise SystemExit("SOCKETIO_ASYNC_MODE=threading under an async worker: set it to the worker's")
+    raise RuntimeError(
+        "SOCKETIO_ASYNC_MODE=threading under an async worker: set it to the worker's"
+    )
 
 from miaubloom import create_app  # noqa: E402  (after monkey-patching, on purpose)
 from miaubloom.extensions import socketio  # noqa: E402

@@ -79,6 +79,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # closes the log file
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
             try:
                 if requests.get(self.url + "/api/health", timeout=1).status_code == 200:

@@ -38,3 +38,10 @@ def test_round_trip_over_websocket(start_server, how, async_mode):
     # HTTP on the same port, same process.
     r = requests.get(server.url + "/api/chat/no-leidos", headers=psi.headers, timeout=5)
     assert r.status_code == 200 and r.json()["totalMensajesNoLeidos"] == 1
+
+
+@_SQLITE_ONLY
+def test_an_async_worker_with_threading_mode_refuses_to_start(start_server):
+    with pytest.raises(RuntimeError) as failed:
+        start_server(how="gunicorn-gevent", async_mode="threading")
+    assert "SOCKETIO_ASYNC_MODE=threading under an async worker" in str(failed.value)
