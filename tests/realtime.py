@@ -10,7 +10,7 @@ from typing import Any
 import socketio
 
 from .conftest import People
-from .live import RemoteClient
+from .live import LiveServer, RemoteClient
 
 
 def people_at(url: str) -> People:
@@ -84,3 +84,9 @@ def drain(peer: Peer, name: str, quiet: float = 0.5, limit: float = 10) -> list[
         if event == name:
             got.append(data)
     return got
+
+
+def full_log(server: LiveServer) -> str:
+    """Everything a server printed (LiveServer.log() keeps only the tail, for messages)."""
+    assert server.log_path is not None
+    return server.log_path.read_text(errors="replace")

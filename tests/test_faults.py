@@ -13,10 +13,13 @@ from sqlalchemy.engine import make_url
 
 from .cluster import OwnRedis, start_cluster
 from .conftest import on_mysql
-from .realtime import Peer, people_at, wait_for_event
+from .realtime import Peer, full_log, people_at, wait_for_event
 from .tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.server
+
+# Message text: it must never reach a log, even when the database fails under it.
+TEXT = "texto-privado-del-paciente"
 
 # What a real client sees while its server dies: no ack in time, or no connection.
 CLIENT_FAILURES = (socketio.exceptions.SocketIOError, TimeoutError, OSError)
@@ -50,7 +53,7 @@ class RetryingSender:
         """One message, retried with the same clientId until acked (or the deadline)."""
         payload = {
             "conversacionId": self.cid,
-            "contenido": f"msg {client_id}",
+            "contenido": f"{TEXT} {client_id}",
             "clientId": client_id,
         }
         while time.monotonic() < deadline:
@@ -192,7 +195,7 @@ def test_database_blink_fails_cleanly_and_recovers_without_restart(start_server,
     def http_send(n: int) -> None:
         """psi sends h-0 … h-(n-1) over HTTP, retrying each on 503 with the same clientId."""
         for i in range(n):
-            body = {"conversacionId": cid, "contenido": f"http {i}", "clientId": f"h-{i}"}
+            body = {"conversacionId": cid, "contenido": f"{TEXT} h{i}", "clientId": f"h-{i}"}
             for _ in range(100):
                 r = requests.post(
                     server.url + "/api/chat/mensajes", json=body, headers=psi.headers, timeout=15
@@ -238,6 +241,7 @@ def test_database_blink_fails_cleanly_and_recovers_without_restart(start_server,
         assert peer.call("chat:join-room", {"conversacionId": cid})["lastSeq"] == 2 * count
     unread = requests.get(server.url + "/api/chat/no-leidos", headers=psi.headers, timeout=5)
     assert unread.json()["totalMensajesNoLeidos"] == count
+    assert TEXT not in full_log(server), "message text in the log of a database failure"
     proxy.cut()
 
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from miaubloom.extensions import socketio
 
-from .realtime import Peer, people_at, wait_for_event
+from .realtime import Peer, full_log, people_at, wait_for_event
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:  # type: ignore[no-untyped-def]
@@ -86,7 +86,7 @@ def test_logs_are_json_with_ids_and_never_hold_message_text(start_server):
     assert r.status_code == 201 and r.headers["X-Request-ID"] == "req-123"
     server.stop()
 
-    text = server.log()
+    text = full_log(server)
     assert secret not in text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     http = [
