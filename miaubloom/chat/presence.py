@@ -187,12 +187,18 @@ class RedisPresence(Presence):
 
     def heartbeat(self) -> None:
         """Keep this process alive in Redis; after Redis lost it, record its sockets again."""
+        ttl = max(1, round(self.ttl))
         key = self._process_key(self.process_id)
-        if self.redis.set(key, "1", ex=max(1, round(self.ttl)), nx=True):
+        if self.redis.set(key, "1", ex=ttl, nx=True):
             self.redis.sadd(f"{self.prefix}:presence:processes", self.process_id)
             self._record_all()
-        else:
-            self.redis.expire(key, max(1, round(self.ttl)))
+        # The registry and this process's socket list outlive the heartbeat long enough
+        # for a survivor to reap them, and vanish once every process is gone.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.expire(key, ttl)
+        pipe.expire(f"{self.prefix}:presence:processes", ttl * 20)
+        pipe.expire(self._sockets_key(self.process_id), ttl * 20)
+        pipe.execute()
 
     def _record_all(self) -> None:
         with self._lock:
