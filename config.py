@@ -50,6 +50,11 @@ class Config:
         # Socket.IO serving.
         self.SOCKETIO_ASYNC_MODE = env("SOCKETIO_ASYNC_MODE", "threading")
         self.SOCKETIO_MESSAGE_QUEUE = env("SOCKETIO_MESSAGE_QUEUE", "")
+        # With a queue: the pub/sub channel and the Redis key prefix every process shares,
+        # and how long a process that stopped beating still counts its sockets as online.
+        self.SOCKETIO_CHANNEL = env("SOCKETIO_CHANNEL", "flask-socketio")
+        self.REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "miaubloom")
+        self.PRESENCE_TTL = _int("PRESENCE_TTL", 15)
         # Room for a MAX_MESSAGE_LENGTH message at 4 bytes a code point, JSON-escaped.
         self.SOCKETIO_MAX_BUFFER = _int("SOCKETIO_MAX_BUFFER", 64 * 1024)
         # Origins allowed for Socket.IO and CORS; empty means same origin only.

@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
+
+
+def _patched_by_worker() -> bool:
+    """Whether gevent or eventlet already patched the socket module (gunicorn -k ...)."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    return bool(
+        (gevent_monkey and gevent_monkey.is_module_patched("socket"))
+        or (eventlet_patcher and eventlet_patcher.is_monkey_patched("socket"))
+    )
+
 
 _MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
 if _MODE == "eventlet":
@@ -13,10 +25,19 @@ elif _MODE == "gevent":
     from gevent import monkey
 
     monkey.patch_all()
+elif _MODE != "threading":
+    raise RuntimeError(f"SOCKETIO_ASYNC_MODE must be eventlet, gevent or threading, not {_MODE!r}")
+elif _patched_by_worker():
+    # An async gunicorn worker patched the process, but Socket.IO would run threaded.
+    raise RuntimeError(
+        "SOCKETIO_ASYNC_MODE=threading under an async worker: set it to the worker's"
+    )
 
 from miaubloom import create_app  # noqa: E402  (after monkey-patching, on purpose)
 from miaubloom.extensions import socketio  # noqa: E402
+from miaubloom.observability import configure_logging  # noqa: E402
 
+configure_logging()
 app = create_app()
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from sqlalchemy import event
 
 from config import Config, default_sqlite_uri
 
+from . import observability
 from .chat.presence import Presence, Typing
 from .extensions import db, migrate, socketio
 
@@ -42,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
+    observability.init_app(app)
     _init_socketio(app, config)
 
     from .api import bp as api_bp
@@ -76,8 +78,13 @@ def _engine_options(app: Flask) -> dict:
     """Pool settings: pre-ping and recycle against MySQL's idle timeout."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        return {
+            "connect_args": {"timeout": 30, "check_same_thread": False},
+            "hide_parameters": True,
+        }
     return {
+        # Database errors are logged; their parameters would carry message text.
+        "hide_parameters": True,
         "pool_pre_ping": True,
         "pool_recycle": app.config["DB_POOL_RECYCLE"],
         "pool_size": app.config["DB_POOL_SIZE"],
@@ -98,6 +105,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 def _init_socketio(app: Flask, config: Config) -> None:
     """Bind Socket.IO with the configured async mode and queue, and add the namespace."""
+    from .chat.cluster import presence_for
     from .chat.events import ChatNamespace
 
     origins = app.config["ALLOWED_ORIGINS"] or None
@@ -105,13 +113,14 @@ def _init_socketio(app: Flask, config: Config) -> None:
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"] or None,
-        channel="flask-socketio",
+        channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=origins,
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
     )
-    state = ChatState(Presence(), Typing(app.config["TYPING_TIMEOUT"]))
+    state = ChatState(presence_for(app), Typing(app.config["TYPING_TIMEOUT"]))
     app.extensions["miaubloom"] = state
-    socketio.on_namespace(ChatNamespace("/", state.presence, state.typing))
+    namespace = ChatNamespace("/", state.presence, state.typing)
+    socketio.on_namespace(observability.instrument(app, namespace))
 
 
 def _upgrade_embedded(app: Flask) -> None:

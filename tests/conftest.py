@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
@@ -156,14 +157,23 @@ def start_server(app: Flask, database_url: str, tmp_path) -> Iterator:
     from .live import LiveServer
 
     servers: list[LiveServer] = []
+    numbers = itertools.count()  # servers may boot from several threads at once
 
     def start(**kw: object) -> LiveServer:
-        log = tmp_path / f"server-{len(servers)}.log"
+        log = tmp_path / f"server-{next(numbers)}.log"
         server = LiveServer(database_url, log_path=log, **kw)  # type: ignore[arg-type]
         servers.append(server)
         return server
 
+    start.servers = servers  # type: ignore[attr-defined]
     yield start
+    stop_all(servers)
+
+
+def stop_all(servers: list) -> None:  # type: ignore[type-arg]
+    """Stop servers all at once (SIGTERM to each, then wait for each)."""
+    for server in servers:
+        server.terminate()
     for server in servers:
         server.stop()
 
@@ -182,3 +192,24 @@ def live_people(live_server) -> Iterator[People]:  # type: ignore[no-untyped-def
     remote = RemoteClient(live_server.url)
     yield People(remote)  # type: ignore[arg-type]
     remote.session.close()
+
+
+@pytest.fixture
+def queue_env(start_server) -> Iterator:  # type: ignore[no-untyped-def]
+    """queue_env(redis_url=..., **settings): settings for servers on a Redis queue of their own.
+
+    Stops this test's servers before deleting their keys, so no heartbeat writes them again.
+    """
+    from .cluster import REDIS_URL, forget, queue_settings
+
+    made: list[dict[str, str]] = []
+
+    def make(redis_url: str = REDIS_URL, **extra: str) -> dict[str, str]:
+        env = queue_settings(redis_url, **extra)
+        made.append(env)
+        return env
+
+    yield make
+    stop_all(start_server.servers)
+    for env in made:
+        forget(env)

@@ -79,6 +79,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # closes the log file
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
             try:
                 if requests.get(self.url + "/api/health", timeout=1).status_code == 200:
@@ -104,10 +105,15 @@ class LiveServer:
             self._out.close()
             self._out = None
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (stop() waits), so several servers stop at once."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 
 class Presence:
@@ -78,3 +85,145 @@ class Typing:
         with self._lock:
             due = [key for key, (_, deadline) in self._states.items() if deadline <= now]
             return [(key[0], self._states.pop(key)[0], key[1]) for key in due]
+
+
+# Each user's sockets live in a hash {sid: process id}; a socket counts only while its
+# process's heartbeat key exists, so a process killed without cleaning up stops counting
+# within PRESENCE_TTL seconds. Scripts run atomically in Redis, so two tabs connecting on
+# two processes at once cannot both (or neither) be "the first".
+_LIVE = """
+local live = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if redis.call('EXISTS', ARGV[1] .. fields[i + 1]) == 1 then
+    live = live + 1
+  else
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+return live
+"""
+_ADD = "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n" + _LIVE
+_DROP = "redis.call('HDEL', KEYS[1], ARGV[2])\n" + _LIVE.replace(
+    "return live", "if live == 0 then redis.call('DEL', KEYS[1]) end\nreturn live"
+)
+
+
+class RedisPresence(Presence):
+    """Presence shared by every process on one Redis; this process's sockets also in memory."""
+
+    def __init__(
+        self,
+        redis: Any,
+        prefix: str,
+        process_id: str,
+        ttl: float,
+        on_first_socket: Callable[[], object] | None = None,
+    ) -> None:
+        super().__init__()
+        self.redis = redis
+        self.prefix = prefix
+        self.process_id = process_id
+        self.ttl = ttl
+        # Starts the heartbeat loop, on the first socket (so CLI processes never beat).
+        self.on_first_socket = on_first_socket
+        self._add = redis.register_script(_ADD)
+        self._drop = redis.register_script(_DROP)
+        self._live = redis.register_script(_LIVE)
+
+    def _user_key(self, user_id: str) -> str:
+        return f"{self.prefix}:presence:user:{user_id}"
+
+    def _process_key(self, process_id: str) -> str:
+        return f"{self.prefix}:presence:process:{process_id}"
+
+    def _sockets_key(self, process_id: str) -> str:
+        return f"{self.prefix}:presence:sockets:{process_id}"
+
+    @property
+    def _process_prefix(self) -> str:
+        return self._process_key("")
+
+    def add(self, user_id: str, sid: str) -> bool:
+        """Record a socket here and in Redis; True if it is the user's first live one."""
+        first_here = super().add(user_id, sid)
+        with self._lock:
+            start, self.on_first_socket = self.on_first_socket, None
+        if start is not None:
+            with contextlib.suppress(RedisError):
+                self.heartbeat()  # before the script below counts this process's sockets
+            start()
+        try:
+            self.redis.sadd(self._sockets_key(self.process_id), f"{user_id} {sid}")
+            live = self._add(
+                [self._user_key(user_id)], [self._process_prefix, sid, self.process_id]
+            )
+            return int(live) == 1
+        except RedisError:
+            log.warning("presence: Redis unavailable, answering for this process only")
+            return first_here
+
+    def remove(self, user_id: str, sid: str) -> bool:
+        """Forget a socket here and in Redis; True if the user has no live socket left."""
+        with self._lock:
+            known = sid in self._sockets.get(user_id, ())
+        last_here = super().remove(user_id, sid)
+        if not known:
+            return False
+        try:
+            self.redis.srem(self._sockets_key(self.process_id), f"{user_id} {sid}")
+            live = self._drop([self._user_key(user_id)], [self._process_prefix, sid])
+            return int(live) == 0
+        except RedisError:
+            log.warning("presence: Redis unavailable, answering for this process only")
+            return last_here
+
+    def is_online(self, user_id: str) -> bool:
+        """Whether the user has a live socket on any process."""
+        try:
+            return int(self._live([self._user_key(user_id)], [self._process_prefix])) > 0
+        except RedisError:
+            return super().is_online(user_id)
+
+    def heartbeat(self) -> None:
+        """Keep this process alive in Redis; after Redis lost it, record its sockets again."""
+        ttl = max(1, round(self.ttl))
+        key = self._process_key(self.process_id)
+        if self.redis.set(key, "1", ex=ttl, nx=True):
+            self.redis.sadd(f"{self.prefix}:presence:processes", self.process_id)
+            self._record_all()
+        # The registry and this process's socket list outlive the heartbeat long enough
+        # for a survivor to reap them, and vanish once every process is gone.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.expire(key, ttl)
+        pipe.expire(f"{self.prefix}:presence:processes", ttl * 20)
+        pipe.expire(self._sockets_key(self.process_id), ttl * 20)
+        pipe.execute()
+
+    def _record_all(self) -> None:
+        with self._lock:
+            mine = [(user, sid) for user, sids in self._sockets.items() for sid in sids]
+        if not mine:
+            return
+        pipe = self.redis.pipeline()
+        for user, sid in mine:
+            pipe.hset(self._user_key(user), sid, self.process_id)
+            pipe.sadd(self._sockets_key(self.process_id), f"{user} {sid}")
+        pipe.execute()
+
+    def reap(self) -> set[str]:
+        """Forget the sockets of processes whose heartbeat expired; the users now offline."""
+        offline: set[str] = set()
+        processes = f"{self.prefix}:presence:processes"
+        for process_id in self.redis.smembers(processes):
+            pid = process_id.decode() if isinstance(process_id, bytes) else process_id
+            if pid == self.process_id or self.redis.exists(self._process_key(pid)):
+                continue
+            if not self.redis.srem(processes, pid):
+                continue  # another process claimed this one
+            for entry in self.redis.smembers(self._sockets_key(pid)):
+                user, sid = (entry.decode() if isinstance(entry, bytes) else entry).split(" ", 1)
+                if int(self._drop([self._user_key(user)], [self._process_prefix, sid])) == 0:
+                    offline.add(user)
+            self.redis.delete(self._sockets_key(pid))
+        return offline
