@@ -143,6 +143,8 @@ class RemoteClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.session = requests.Session()
+        # No keep-alive: no socket is left open for the garbage collector to complain about.
+        self.session.headers["Connection"] = "close"
 
     def get(self, path: str, **kw: object) -> RemoteResponse:
         """GET path."""

@@ -43,9 +43,12 @@ class Peer:
         return self.client.call(event, data, timeout=timeout)
 
     def close(self) -> None:
-        """Disconnect, if connected."""
+        """Disconnect, if connected; release the socket even if the server died under it."""
         if self.client.connected:
             self.client.disconnect()
+        ws = getattr(self.client.eio, "ws", None)
+        if ws is not None:
+            ws.shutdown()
 
     def __enter__(self) -> Peer:
         return self

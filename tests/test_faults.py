@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -25,6 +26,16 @@ TEXT = "texto-privado-del-paciente"
 CLIENT_FAILURES = (socketio.exceptions.SocketIOError, TimeoutError, OSError)
 
 
+def _listening(url: str) -> bool:
+    """Whether something accepts TCP connections at url's host and port."""
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 class RetryingSender:
     """Sends numbered messages with a clientId, retrying each until acked, failing over."""
 
@@ -41,6 +52,8 @@ class RetryingSender:
                 self.peer.close()
             self.peer = None
             for url in self.urls:
+                if not _listening(url):
+                    continue  # a dead server: websocket-client would leak the refused socket
                 try:
                     self.peer = Peer(url, self.token)
                     break
