@@ -11,6 +11,7 @@ from sqlalchemy import event
 
 from config import Config, default_sqlite_uri
 
+from . import security
 from .chat.presence import Presence, Typing
 from .extensions import db, migrate, socketio
 
@@ -53,6 +54,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(web_bp)
     errors.register(app)
     register_cli(app)
+    security.init_app(app)
 
     if embedded and not app.testing:
         _upgrade_embedded(app)
@@ -105,7 +107,7 @@ def _init_socketio(app: Flask, config: Config) -> None:
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"] or None,
-        channel="flask-socketio",
+        channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=origins,
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
     )
