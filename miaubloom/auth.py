@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,8 @@ def issue_token(user_id: str, rol: str, email: str, nombre: str) -> str:
         "nombreCompleto": nombre,
         "iat": now,
         "exp": now + ttl,
+        # Two logins within one second must still be two sessions (logout ends one).
+        "jti": secrets.token_hex(16),
     }
     return jwt.encode(claims, current_app.config["JWT_SECRET"], algorithm="HS256")
 

@@ -114,7 +114,7 @@ def _too_many(error: RateLimitExceeded) -> ResponseReturnValue:
     """429 in the one error shape, with Retry-After."""
     limiter: Limiter = current_app.extensions[EXTENSION]
     current = limiter.current_limit
-    wait = retry_after(current.reset_at) if current else 60
+    wait = retry_after(current.window[0]) if current else 60
     return chat_error_response(RateLimited(retryAfter=wait))
 
 
