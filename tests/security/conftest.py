@@ -57,11 +57,9 @@ def errors_of(client) -> list[dict]:  # type: ignore[no-untyped-def]
 
 def row_counts(app: Flask) -> tuple[int, ...]:
     """Rows in the tables a hostile call could write to."""
+    models = (User, Conversacion, Mensaje, TokenRevocado)
+    count = db.select(db.func.count())
     with app.app_context():
-        return (
-            *tuple(
-                db.session.scalar(db.select(db.func.count()).select_from(model))
-                for model in (User, Conversacion, Mensaje, TokenRevocado)
-            ),
-            db.session.scalar(db.select(db.func.count()).where(Mensaje.leido.is_(True))),
-        )
+        rows = [db.session.scalar(count.select_from(model)) for model in models]
+        rows.append(db.session.scalar(count.where(Mensaje.leido.is_(True))))
+    return tuple(rows)
