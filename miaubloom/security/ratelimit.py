@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jwt
 from flask import Flask, current_app, request
@@ -18,12 +20,10 @@ from ..errors import RateLimited
 
 EXTENSION = "miaubloom.limiter"
 
-# Route → (config key of its limits, whose budget it spends): login and register per IP.
-ROUTE_LIMITS = {
-    "api.login": ("RATELIMIT_LOGIN", "ip"),
-    "api.register": ("RATELIMIT_REGISTER", "ip"),
-    "api.enviar": ("RATELIMIT_MESSAGES", "user"),
-}
+# Routes limited per IP (no user yet) → the config key of their limits.
+IP_LIMITS = {"api.login": "RATELIMIT_LOGIN", "api.register": "RATELIMIT_REGISTER"}
+# Routes that spend the same per-user budget as a socket event, so both transports share it.
+SHARED_WITH_EVENTS = {"api.enviar": "chat:send-message"}
 # Socket event → config key; events not listed spend RATELIMIT_EVENTS.
 EVENT_LIMITS = {
     "chat:send-message": "RATELIMIT_MESSAGES",
@@ -110,6 +110,19 @@ class EventLimiter:
         self.check("connect", "ip:" + ip, "RATELIMIT_CONNECT")
 
 
+def _spending(events: EventLimiter, event: str, view: Callable) -> Callable:
+    """A view that first spends the caller's budget for a socket event kind."""
+
+    @functools.wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        user_id = signed_user_id()
+        if user_id:
+            events.check_event(event, user_id)
+        return view(*args, **kwargs)
+
+    return limited
+
+
 def _too_many(error: RateLimitExceeded) -> ResponseReturnValue:
     """429 in the one error shape, with Retry-After."""
     limiter: Limiter = current_app.extensions[EXTENSION]
@@ -128,14 +141,15 @@ def init_app(app: Flask) -> EventLimiter:
     )
     limiter.init_app(app)
     app.extensions[EXTENSION] = limiter
-    for endpoint, (config_key, per) in ROUTE_LIMITS.items():
-        key_func: Callable[[], str] = ip_key if per == "ip" else caller_key
-        view = app.view_functions[endpoint]
+    for endpoint, config_key in IP_LIMITS.items():
         app.view_functions[endpoint] = limiter.limit(
-            lambda k=config_key: app.config[k], key_func=key_func
-        )(view)
+            lambda k=config_key: app.config[k], key_func=ip_key
+        )(app.view_functions[endpoint])
+    events = EventLimiter(limiter, app.config)
+    for endpoint, event in SHARED_WITH_EVENTS.items():
+        app.view_functions[endpoint] = _spending(events, event, app.view_functions[endpoint])
     for endpoint in EXEMPT:
         if endpoint in app.view_functions:
             app.view_functions[endpoint] = limiter.exempt(app.view_functions[endpoint])
     app.register_error_handler(RateLimitExceeded, _too_many)
-    return EventLimiter(limiter, app.config)
+    return events
