@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
-from flask_socketio import Namespace, emit, join_room, leave_room, rooms
+from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room, leave_room, rooms
 
 from ..auth import Caller, authenticate, token_from
 from ..errors import ChatError, Forbidden, RateLimited, Unauthenticated, as_chat_error
