@@ -101,8 +101,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 def _init_socketio(app: Flask, config: Config) -> None:
     """Bind Socket.IO with the configured async mode and queue, and add the namespace."""
     from .chat.events import ChatNamespace
+    from .security.origins import socketio_origins
 
-    origins = app.config["ALLOWED_ORIGINS"] or None
+    origins = socketio_origins(app.config["ALLOWED_ORIGINS"])
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],

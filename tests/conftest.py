@@ -175,8 +175,11 @@ def live_server(start_server):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def live_people(live_server) -> People:  # type: ignore[no-untyped-def]
+def live_people(live_server) -> Iterator[People]:  # type: ignore[no-untyped-def]
     """People registered through the live server's HTTP API."""
     from .live import RemoteClient
 
-    return People(RemoteClient(live_server.url))  # type: ignore[arg-type]
+    remote = RemoteClient(live_server.url)
+    yield People(remote)  # type: ignore[arg-type]
+    # An open keep-alive socket to a stopped server is a ResourceWarning (an error here).
+    remote.session.close()

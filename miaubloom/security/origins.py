@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from flask import Flask, current_app, request
 from flask_cors import CORS
@@ -26,6 +27,23 @@ def allowed(origin: str, allowed_origins: list[str]) -> bool:
         return True
     own = request.host_url.rstrip("/")
     return origin.rstrip("/") in (*allowed_origins, own)
+
+
+def socketio_origins(allowed_origins: list[str]) -> Callable[[str, dict], bool] | None:
+    """Socket.IO's origin check: the configured origins and this server's own (None: own only)."""
+    if not allowed_origins:
+        return None  # python-engineio's default: the same origin only
+
+    def check(origin: str, environ: dict) -> bool:
+        if "*" in allowed_origins or origin in allowed_origins:
+            return True
+        scheme = environ.get("HTTP_X_FORWARDED_PROTO", environ.get("wsgi.url_scheme", "http"))
+        host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", ""))
+        own = {f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"}
+        own.add(f"{scheme.split(',')[0].strip()}://{host.split(',')[0].strip()}")
+        return origin in own
+
+    return check
 
 
 def refuse_foreign_writes() -> None:

@@ -1,4 +1,4 @@
-"""Ending sockets: on logout in every process (Redis pub/sub), and when their token expires."""
+"""Ending sockets: on logout in every process (Redis pub/sub, and a periodic sweep), and on expiry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 import redis
 from flask import Flask
 
+from ..auth import Caller
 from ..chat import rooms
-from ..extensions import socketio
+from ..extensions import db, socketio
+from ..models import TokenRevocado
 
 log = logging.getLogger(__name__)
 EXTENSION = "miaubloom.sessions"
@@ -20,6 +22,7 @@ class Sessions:
     """One per app: announces logouts to the other processes and sweeps expired sockets."""
 
     def __init__(self, app: Flask) -> None:
+        self.app = app
         queue = app.config.get("SOCKETIO_MESSAGE_QUEUE") or ""
         self.redis_url = queue if queue.startswith(("redis://", "rediss://")) else ""
         self.channel = app.config.get("SOCKETIO_CHANNEL", "flask-socketio") + ":logout"
@@ -32,7 +35,11 @@ class Sessions:
         """Disconnect the sockets opened with a token, here and in every other process."""
         disconnect_local(token_hash)
         if self._redis is not None:
-            self._redis.publish(self.channel, token_hash)
+            try:
+                self._redis.publish(self.channel, token_hash)
+            except redis.RedisError:
+                # The token is revoked in the database: the sweep ends those sockets anyway.
+                log.warning("could not announce a logout to the other processes")
 
     def start(self, namespace: Any) -> None:
         """Start this process's listener and expiry sweeper (once, on the first connection)."""
@@ -45,15 +52,31 @@ class Sessions:
             socketio.start_background_task(self._listen)
 
     def _sweep(self, namespace: Any) -> None:
-        """Disconnect sockets whose token has expired, even if they send nothing."""
+        """Disconnect sockets whose token expired or was revoked, even if they send nothing."""
         while True:
             socketio.sleep(self.interval)
             try:
-                expired = [sid for sid, c in list(namespace.callers.items()) if c.expired()]
-                for sid in expired:
+                for sid in self._ended(dict(namespace.callers)):
                     socketio.server.disconnect(sid, namespace="/")
             except Exception:  # the sweeper must outlive any one failure
-                log.exception("expiry sweep failed")
+                log.exception("session sweep failed")
+
+    def _ended(self, callers: dict[str, Caller]) -> list[str]:
+        """Sockets whose token has expired or was revoked (by a logout in any process)."""
+        ended = [sid for sid, caller in callers.items() if caller.expired()]
+        hashes = list({c.token_hash for sid, c in callers.items() if sid not in ended})
+        if not hashes:
+            return ended
+        revoked: set[str] = set()
+        with self.app.app_context():
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                query = db.select(TokenRevocado.token_hash).where(
+                    TokenRevocado.token_hash.in_(chunk)
+                )
+                revoked.update(db.session.scalars(query))
+            db.session.remove()
+        return ended + [sid for sid, c in callers.items() if c.token_hash in revoked]
 
     def _listen(self) -> None:
         """Disconnect local sockets of tokens logged out in other processes."""

@@ -9,6 +9,7 @@ import jwt
 
 from config import Config
 from miaubloom import create_app
+from miaubloom.auth import authenticate, revoke
 from miaubloom.extensions import socketio
 
 from .conftest import errors_of, people_of, row_counts, socket
@@ -213,3 +214,16 @@ def test_an_idle_socket_whose_token_expires_is_disconnected(make_app):
     assert not short.is_connected()
     assert long.is_connected()
     long.disconnect()
+
+
+def test_a_socket_whose_token_was_revoked_elsewhere_is_disconnected(make_app):
+    # As after a logout in another process whose announcement was lost: the sweep finds it.
+    app = make_app(SESSION_CHECK_SECONDS=0.2)
+    ana = people_of(app).register()
+    client = socket(app, ana.token)
+    with app.test_request_context():
+        revoke(authenticate(ana.token))
+    deadline = time.monotonic() + 5
+    while client.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not client.is_connected()
