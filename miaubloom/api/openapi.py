@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 
-from flask import jsonify
+from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -72,14 +71,16 @@ OPERATIONS = (
               (200, out.LeidosResponse), body=MarkReadIn, fails=(404,)),
     Operation("get", "/api/chat/no-leidos", "The caller's unread total",
               (200, out.NoLeidosResponse)),
+    Operation("get", "/api/chat/contactos", "Whom the caller may chat with",
+              (200, out.ContactosResponse)),
     Operation("get", "/api/health", "Whether the database answers", (200, out.HealthResponse),
               auth=False),
 )  # fmt: skip
 
 
-def _models() -> list[type[BaseModel]]:
+def _models(operations: tuple[Operation, ...]) -> list[type[BaseModel]]:
     models: list[type[BaseModel]] = [out.ErrorOut]
-    for op in OPERATIONS:
+    for op in operations:
         models += [m for m in (op.body, op.query, op.ok[1]) if m is not None]
     return list(dict.fromkeys(models))
 
@@ -133,14 +134,19 @@ def _operation(op: Operation, schemas: dict) -> dict:
     return spec
 
 
-@cache
-def describe() -> dict:
-    """The OpenAPI 3.1 document of the HTTP API."""
-    models = _models()
+def routed(app: Flask) -> tuple[Operation, ...]:
+    """The described operations this app serves (a route added later is described first)."""
+    rules = {(m.lower(), r.rule) for r in app.url_map.iter_rules() for m in r.methods or ()}
+    return tuple(op for op in OPERATIONS if (op.method, op.path) in rules)
+
+
+def describe(operations: tuple[Operation, ...] = OPERATIONS) -> dict:
+    """The OpenAPI 3.1 document of these operations."""
+    models = _models(operations)
     refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = {m: refs[(m, "validation")] for m in models}
     paths: dict[str, dict] = {}
-    for op in OPERATIONS:
+    for op in operations:
         paths.setdefault(op.path, {})[op.method] = _operation(op, schemas)
     return {
         "openapi": "3.1.0",
@@ -159,4 +165,7 @@ def describe() -> dict:
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     """This API's OpenAPI description."""
-    return jsonify(describe())
+    described = current_app.extensions.get("miaubloom.openapi")
+    if described is None:
+        described = current_app.extensions["miaubloom.openapi"] = describe(routed(current_app))
+    return jsonify(described)

@@ -158,6 +158,20 @@ class NoLeidosResponse(OkOut):
     totalMensajesNoLeidos: int = Field(ge=0)
 
 
+class ContactoOut(UserOut):
+    """Someone the caller may chat with, and their conversation if one exists."""
+
+    online: bool
+    conversacionId: Uuid | None
+
+
+class ContactosResponse(OkOut):
+    """GET /api/chat/contactos."""
+
+    contactos: list[ContactoOut]
+    total: int = Field(ge=0)
+
+
 class HealthResponse(OkOut):
     """GET /api/health."""
 
