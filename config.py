@@ -63,6 +63,25 @@ class Config:
         # HTTP request bodies larger than this are refused with 413.
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
 
+        # Rate limits (limits-library notation), far above what a real user does.
+        # Storage: RATELIMIT_STORAGE_URI, else SOCKETIO_MESSAGE_QUEUE's Redis, else memory.
+        self.RATELIMIT_ENABLED = env("RATELIMIT_ENABLED", "true").lower() not in ("0", "false")
+        self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI", "")
+        self.RATELIMIT_KEY_PREFIX = env("RATELIMIT_KEY_PREFIX", "miaubloom")
+        self.RATELIMIT_STRATEGY = env("RATELIMIT_STRATEGY", "moving-window")
+        self.RATELIMIT_HTTP = env("RATELIMIT_HTTP", "600 per minute")  # per user, any route
+        self.RATELIMIT_LOGIN = env("RATELIMIT_LOGIN", "10 per minute;100 per hour")  # per IP
+        self.RATELIMIT_REGISTER = env("RATELIMIT_REGISTER", "10 per minute;100 per hour")  # per IP
+        self.RATELIMIT_CONNECT = env("RATELIMIT_CONNECT", "60 per minute")  # sockets per IP
+        self.RATELIMIT_MESSAGES = env("RATELIMIT_MESSAGES", "60 per minute")  # per user
+        self.RATELIMIT_TYPING = env("RATELIMIT_TYPING", "300 per minute")  # per user
+        self.RATELIMIT_EVENTS = env("RATELIMIT_EVENTS", "600 per minute")  # other events
+
+        # Audit log (JSON lines): a file, or stderr when unset.
+        self.AUDIT_LOG = env("AUDIT_LOG", "")
+        # How often each process looks for sockets whose token has expired.
+        self.SESSION_CHECK_SECONDS = _int("SESSION_CHECK_SECONDS", 30)
+
     @property
     def is_production(self) -> bool:
         """True unless running in development or testing."""
@@ -82,6 +101,8 @@ class TestConfig(Config):
         self.JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
         self.SOCKETIO_ASYNC_MODE = "threading"
         self.SOCKETIO_MESSAGE_QUEUE = ""
+        # Suites register many users from one address; the limit tests turn this on.
+        self.RATELIMIT_ENABLED = False
 
 
 def default_sqlite_uri(instance_path: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from config import Config, default_sqlite_uri
 
-from . import observability
+from . import observability, security
 from .chat.presence import Presence, Typing
 from .extensions import db, migrate, socketio
 
@@ -55,6 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(web_bp)
     errors.register(app)
     register_cli(app)
+    security.init_app(app)
 
     if embedded and not app.testing:
         _upgrade_embedded(app)
@@ -107,8 +108,9 @@ def _init_socketio(app: Flask, config: Config) -> None:
     """Bind Socket.IO with the configured async mode and queue, and add the namespace."""
     from .chat.cluster import presence_for
     from .chat.events import ChatNamespace
+    from .security.origins import socketio_origins
 
-    origins = app.config["ALLOWED_ORIGINS"] or None
+    origins = socketio_origins(app.config["ALLOWED_ORIGINS"])
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],

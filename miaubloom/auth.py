@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,8 +20,11 @@ from .models import ROL_PACIENTE, ROL_PSICOLOGO, TokenRevocado, utcnow
 # bcrypt reads at most 72 bytes; bcryptjs (the Next.js app) truncates the same way.
 BCRYPT_MAX_BYTES = 72
 ROLES = {"Paciente": ROL_PACIENTE, "Psicólogo": ROL_PSICOLOGO, "Psicologo": ROL_PSICOLOGO}
-# A real hash to compare against when the email is unknown, so timing tells nothing.
-_DUMMY_HASH = bcrypt.hashpw(b"miaubloom-dummy", bcrypt.gensalt(rounds=10))
+# Real hashes to compare against when the email is unknown, so timing tells nothing:
+# one per cost, as costly as the hashes hash_password writes.
+_DUMMY_HASHES = {
+    rounds: bcrypt.hashpw(b"miaubloom-dummy", bcrypt.gensalt(rounds)) for rounds in (4, 10)
+}
 
 
 def normalize_rol(rol: object) -> str | None:
@@ -30,15 +34,18 @@ def normalize_rol(rol: object) -> str | None:
 
 def hash_password(password: str) -> str:
     """A bcrypt hash the Next.js app can verify too."""
-    rounds = 4 if current_app.testing else 10
-    return bcrypt.hashpw(password.encode()[:BCRYPT_MAX_BYTES], bcrypt.gensalt(rounds)).decode()
+    return bcrypt.hashpw(password.encode()[:BCRYPT_MAX_BYTES], bcrypt.gensalt(_rounds())).decode()
+
+
+def _rounds() -> int:
+    return 4 if current_app.testing else 10
 
 
 def check_password(password: str, hashed: str | None) -> bool:
     """Whether password matches the stored hash ($2a$, $2b$ or $2y$)."""
     candidate = password.encode()[:BCRYPT_MAX_BYTES]
     if not hashed:
-        bcrypt.checkpw(candidate, _DUMMY_HASH)
+        bcrypt.checkpw(candidate, _DUMMY_HASHES[_rounds()])
         return False
     try:
         return bcrypt.checkpw(candidate, hashed.encode())
@@ -82,6 +89,8 @@ def issue_token(user_id: str, rol: str, email: str, nombre: str) -> str:
         "nombreCompleto": nombre,
         "iat": now,
         "exp": now + ttl,
+        # Two logins within one second must still be two sessions (logout ends one).
+        "jti": secrets.token_hex(16),
     }
     return jwt.encode(claims, current_app.config["JWT_SECRET"], algorithm="HS256")
 

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import accounts
 from ..auth import issue_token, revoke
-from ..chat import cluster, wire
+from ..chat import broadcast, wire
 from ..chat.schemas import LoginIn, PacienteIn, RegisterIn
 from ..errors import ChatError
 from . import bp
@@ -49,7 +49,7 @@ def logout() -> ResponseReturnValue:
         who = None
     if who is not None:
         revoke(who)
-        cluster.end_sessions(who.token_hash)
+        broadcast.end_sessions(who.token_hash)
     response = jsonify(success=True)
     response.delete_cookie(current_app.config["AUTH_COOKIE_NAME"], httponly=True, samesite="Lax")
     return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
 from ..extensions import socketio
 from ..models import utcnow
 from . import rooms, wire
@@ -54,9 +56,5 @@ def typing(event: str, user_id: str, conversacion_id: str, skip_sid: str | None)
 
 
 def end_sessions(token_hash: str) -> None:
-    """Disconnect this process's sockets opened with a token (after logout)."""
-    server = socketio.server
-    if server is None:
-        return
-    for sid, _ in list(server.manager.get_participants("/", rooms.token(token_hash))):
-        server.disconnect(sid, namespace="/")
+    """Disconnect the sockets opened with a token, in every process (after logout)."""
+    current_app.extensions["miaubloom.sessions"].end(token_hash)

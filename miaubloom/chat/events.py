@@ -10,8 +10,9 @@ from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room, leave_room, rooms
 
 from ..auth import Caller, authenticate, check_claims, token_from
-from ..errors import ChatError, Unauthenticated, as_chat_error
+from ..errors import ChatError, RateLimited, Unauthenticated, as_chat_error
 from ..extensions import db, socketio
+from ..security import socket_guard as guard
 from . import broadcast, service, wire
 from . import rooms as room
 from .presence import Presence, Typing
@@ -42,13 +43,17 @@ class ChatNamespace(Namespace):
         """Authenticate from the token alone, or refuse the connection."""
         token = token_from(request.headers, request.cookies, auth)
         try:
+            guard.check_connect()
             caller = authenticate(token)
-        except ChatError:
-            raise ConnectionRefusedError(REFUSED["message"], REFUSED) from None
+        except ChatError as exc:
+            data = guard.refusal(exc)
+            refusal = data if isinstance(exc, RateLimited) else REFUSED
+            raise ConnectionRefusedError(refusal["message"], refusal) from None
         sid = request.sid
         self.callers[sid] = caller
         join_room(room.user(caller.user_id))
         join_room(room.token(caller.token_hash))
+        guard.connected(self, caller, sid)
         if self.presence.add(caller.user_id, sid):
             self._announce_presence(caller.user_id, online=True)
 
@@ -56,6 +61,7 @@ class ChatNamespace(Namespace):
         """Stop the socket's typing, and announce offline after the user's last socket."""
         sid = request.sid
         caller = self.callers.pop(sid, None)
+        guard.disconnected(caller, sid)
         for user_id, conversacion_id in self.typing.stop_socket(sid):
             broadcast.typing("chat:user-stop-typing", user_id, conversacion_id, sid)
         if caller and self.presence.remove(caller.user_id, sid):
@@ -99,11 +105,15 @@ class ChatNamespace(Namespace):
 
     def _run(self, event: str, data: object, action: Callable[[Caller, object], dict]) -> dict:
         """Run an event: its ack on success, or the error as ack and chat:error."""
+        caller = None
         try:
-            return {"success": True, **action(self._caller(), data)}
+            caller = self._caller()
+            guard.check_event(event, caller)
+            return {"success": True, **action(caller, data)}
         except Exception as exc:  # every failure becomes an answer, never a crash
             db.session.rollback()
             error = as_chat_error(exc)
+            guard.failed(event, error, caller, request.sid)
             if error.code == "internal":
                 log.exception("unexpected error in %s", event)
             emit("chat:error", {"message": error.message, "code": error.code, "event": event})

@@ -59,7 +59,11 @@ def _uuid(value: str) -> str:
 
 
 Text = text()
-Id = Annotated[str, Field(strict=True, max_length=64), AfterValidator(_uuid)]
+Id = Annotated[
+    str,
+    Field(strict=True, max_length=64, json_schema_extra={"format": "uuid"}),
+    AfterValidator(_uuid),
+]
 ClientId = text(min_length=1, max_length=64)
 Email = text(min_length=3, max_length=255, strip=True, lower=True)
 Password = text(min_length=8, max_length=72)

@@ -1,0 +1,171 @@
+"""GET /api/openapi.json: the API described from the same pydantic models that validate it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from ..chat.schemas import (
+    HistoryQuery,
+    LoginIn,
+    MarkReadIn,
+    OpenConversationIn,
+    PacienteIn,
+    RegisterIn,
+    SendMessageIn,
+)
+from . import bp
+from . import responses as out
+
+REF = "#/components/schemas/{model}"
+MESSAGES = {
+    400: "invalid: not JSON, wrong shape, or a malformed id",
+    401: "unauthenticated: no token, or an expired, tampered or revoked one",
+    403: "forbidden: not allowed to the caller, or a write from a foreign Origin",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large: body over MAX_CONTENT_LENGTH or contenido over MAX_MESSAGE_LENGTH",
+    429: "rate_limited (Retry-After says when to try again)",
+    503: "unavailable: the database does not answer",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route as OpenAPI describes it."""
+
+    method: str
+    path: str
+    summary: str
+    ok: tuple[int, type[BaseModel]]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    auth: bool = True
+    fails: tuple[int, ...] = field(default=())
+
+
+OPERATIONS = (
+    Operation("post", "/api/auth/register", "Create an account", (201, out.UserResponse),
+              body=RegisterIn, auth=False, fails=(409,)),
+    Operation("post", "/api/auth/login", "Log in: token and auth_token cookie",
+              (200, out.LoginResponse), body=LoginIn, auth=False, fails=(401,)),
+    Operation("post", "/api/auth/logout", "End the session", (200, out.OkOut), auth=False),
+    Operation("get", "/api/auth/me", "The calling user", (200, out.UserResponse)),
+    Operation("post", "/api/psicologo/asignar-paciente", "Assign a patient to the caller",
+              (200, out.OkOut), body=PacienteIn, fails=(404, 409)),
+    Operation("post", "/api/psicologo/liberar-paciente", "Release a patient of the caller",
+              (200, out.OkOut), body=PacienteIn, fails=(404,)),
+    Operation("get", "/api/chat/conversaciones", "The caller's conversations",
+              (200, out.ConversacionesResponse)),
+    Operation("post", "/api/chat/conversaciones", "Open the conversation with a counterpart",
+              (200, out.ConversacionResponse), body=OpenConversationIn, fails=(404,)),
+    Operation("get", "/api/chat/mensajes", "History, catch-up or the newest page",
+              (200, out.MensajesResponse), query=HistoryQuery),
+    Operation("post", "/api/chat/mensajes", "Send a message (200 for a repeated clientId)",
+              (201, out.MensajeResponse), body=SendMessageIn),
+    Operation("post", "/api/chat/mensajes/leidos", "Mark the other member's messages read",
+              (200, out.LeidosResponse), body=MarkReadIn, fails=(404,)),
+    Operation("get", "/api/chat/no-leidos", "The caller's unread total",
+              (200, out.NoLeidosResponse)),
+    Operation("get", "/api/chat/contactos", "Whom the caller may chat with",
+              (200, out.ContactosResponse)),
+    Operation("get", "/api/health", "Whether the database answers", (200, out.HealthResponse),
+              auth=False),
+)  # fmt: skip
+
+
+def _models(operations: tuple[Operation, ...]) -> list[type[BaseModel]]:
+    models: list[type[BaseModel]] = [out.ErrorOut]
+    for op in operations:
+        models += [m for m in (op.body, op.query, op.ok[1]) if m is not None]
+    return list(dict.fromkeys(models))
+
+
+def _json(schema_ref: dict) -> dict:
+    return {"application/json": {"schema": schema_ref}}
+
+
+def _failures(op: Operation) -> dict[int, dict]:
+    codes = {400, 429, 503, *op.fails}
+    if op.auth:
+        codes |= {401, 403}
+    if op.method == "post":
+        codes |= {403, 413}
+    error = {"$ref": REF.format(model="ErrorOut")}
+    headers = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+    return {
+        code: {
+            "description": MESSAGES[code],
+            "content": _json(error),
+            **({"headers": headers} if code == 429 else {}),
+        }
+        for code in sorted(codes)
+    }
+
+
+def _parameters(model: type[BaseModel], schema: dict) -> list[dict]:
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema["properties"].items()
+    ]
+
+
+def _operation(op: Operation, schemas: dict) -> dict:
+    status, model = op.ok
+    spec: dict = {
+        "operationId": op.method + op.path.replace("/", "_").replace("-", "_"),
+        "summary": op.summary,
+        "responses": {
+            str(status): {"description": "success", "content": _json(schemas[model])},
+            **{str(k): v for k, v in _failures(op).items()},
+        },
+    }
+    if op.auth:
+        spec["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
+    if op.body is not None:
+        spec["requestBody"] = {"required": True, "content": _json(schemas[op.body])}
+    if op.query is not None:
+        spec["parameters"] = _parameters(op.query, op.query.model_json_schema())
+    return spec
+
+
+def routed(app: Flask) -> tuple[Operation, ...]:
+    """The described operations this app serves (a route added later is described first)."""
+    rules = {(m.lower(), r.rule) for r in app.url_map.iter_rules() for m in r.methods or ()}
+    return tuple(op for op in OPERATIONS if (op.method, op.path) in rules)
+
+
+def describe(operations: tuple[Operation, ...] = OPERATIONS) -> dict:
+    """The OpenAPI 3.1 document of these operations."""
+    models = _models(operations)
+    refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas = {m: refs[(m, "validation")] for m in models}
+    paths: dict[str, dict] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "MiauBloom chat HTTP API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "auth_token"},
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """This API's OpenAPI description."""
+    described = current_app.extensions.get("miaubloom.openapi")
+    if described is None:
+        described = current_app.extensions["miaubloom.openapi"] = describe(routed(current_app))
+    return jsonify(described)

@@ -1,0 +1,178 @@
+"""Response models: the JSON the HTTP API answers with, for its OpenAPI description."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ErrorCode = Literal[
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "invalid",
+    "conflict",
+    "too_large",
+    "rate_limited",
+    "unavailable",
+    "internal",
+]
+Timestamp = str  # ISO 8601 in UTC with milliseconds, as JavaScript's toISOString() writes it
+Uuid = str
+
+
+class Out(BaseModel):
+    """A response body: exactly these fields, no others."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(Out):
+    """Every failure."""
+
+    success: Literal[False]
+    message: str
+    code: ErrorCode
+    retryAfter: int | None = Field(None, description="seconds, with rate_limited")
+
+
+class OkOut(Out):
+    """A success with nothing more to say."""
+
+    success: Literal[True]
+
+
+class UserOut(Out):
+    """`user` of the auth routes."""
+
+    id: Uuid
+    email: str
+    nombreCompleto: str
+    rol: Literal["Paciente", "Psicólogo"]
+
+
+class UserResponse(OkOut):
+    """POST /api/auth/register, GET /api/auth/me."""
+
+    user: UserOut
+
+
+class LoginResponse(UserResponse):
+    """POST /api/auth/login (the token also goes out as the auth_token cookie)."""
+
+    token: str
+
+
+class MensajeOut(Out):
+    """A message."""
+
+    id: Uuid
+    conversacionId: Uuid
+    seq: int = Field(ge=1)
+    remitente: Literal["paciente", "psicologo"]
+    remitenteId: Uuid
+    contenido: str
+    leido: bool
+    createdAt: Timestamp
+    clientId: str | None
+
+
+class UltimoMensajeOut(Out):
+    """The last-message preview of the conversation list."""
+
+    contenido: str
+    remitente: Literal["paciente", "psicologo"]
+    fechaHora: Timestamp
+    leido: bool
+
+
+class OtroUsuarioOut(Out):
+    """The other member of a conversation."""
+
+    id: Uuid
+    nombre: str
+    email: str
+    avatar: str | None
+    online: bool
+
+
+class ConversacionSummaryOut(Out):
+    """One row of the conversation list."""
+
+    id: Uuid
+    otroUsuario: OtroUsuarioOut
+    ultimoMensaje: UltimoMensajeOut | None
+    mensajesNoLeidos: int = Field(ge=0)
+    cerrada: bool
+    lastSeq: int = Field(ge=0)
+    createdAt: Timestamp
+    updatedAt: Timestamp
+
+
+class ConversacionesResponse(OkOut):
+    """GET /api/chat/conversaciones."""
+
+    conversaciones: list[ConversacionSummaryOut]
+    total: int = Field(ge=0)
+    totalMensajesNoLeidos: int = Field(ge=0)
+
+
+class ConversacionOut(Out):
+    """A conversation's members."""
+
+    id: Uuid
+    psicologoId: Uuid
+    pacienteId: Uuid
+
+
+class ConversacionResponse(OkOut):
+    """POST /api/chat/conversaciones."""
+
+    conversacion: ConversacionOut
+
+
+class MensajesResponse(OkOut):
+    """GET /api/chat/mensajes."""
+
+    mensajes: list[MensajeOut]
+    hasMore: bool
+
+
+class MensajeResponse(OkOut):
+    """POST /api/chat/mensajes."""
+
+    mensaje: MensajeOut
+
+
+class LeidosResponse(OkOut):
+    """POST /api/chat/mensajes/leidos."""
+
+    leidos: int = Field(ge=0)
+    hastaSeq: int = Field(ge=0)
+    messageId: Uuid | None
+
+
+class NoLeidosResponse(OkOut):
+    """GET /api/chat/no-leidos."""
+
+    totalMensajesNoLeidos: int = Field(ge=0)
+
+
+class ContactoOut(UserOut):
+    """Someone the caller may chat with, and their conversation if one exists."""
+
+    online: bool
+    conversacionId: Uuid | None
+
+
+class ContactosResponse(OkOut):
+    """GET /api/chat/contactos."""
+
+    contactos: list[ContactoOut]
+    total: int = Field(ge=0)
+
+
+class HealthResponse(OkOut):
+    """GET /api/health."""
+
+    db: Literal["ok"]

@@ -1,0 +1,18 @@
+"""Security: rate limits, origins, headers, audit trail and session ending, on one hook."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .. import audit
+from . import headers, origins, ratelimit, sessions, trail
+
+
+def init_app(app: Flask) -> None:
+    """Install every security layer on the app (after its routes are registered)."""
+    audit.init_app(app)
+    origins.init_app(app)
+    app.extensions[ratelimit.EXTENSION + ".events"] = ratelimit.init_app(app)
+    sessions.init_app(app)
+    app.after_request(headers.secure)
+    app.after_request(trail.http_response)

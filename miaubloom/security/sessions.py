@@ -1,0 +1,110 @@
+"""Ending sockets: on logout in every process (Redis pub/sub, and a periodic sweep), and on expiry."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from flask import Flask
+
+from ..auth import Caller
+from ..chat import rooms
+from ..extensions import db, socketio
+from ..models import TokenRevocado
+
+log = logging.getLogger(__name__)
+EXTENSION = "miaubloom.sessions"
+
+
+class Sessions:
+    """One per app: announces logouts to the other processes and sweeps expired sockets."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        queue = app.config.get("SOCKETIO_MESSAGE_QUEUE") or ""
+        self.redis_url = queue if queue.startswith(("redis://", "rediss://")) else ""
+        self.channel = app.config.get("SOCKETIO_CHANNEL", "flask-socketio") + ":logout"
+        self.interval = max(0.1, float(app.config.get("SESSION_CHECK_SECONDS", 30)))
+        self._started = False
+        self._lock = threading.Lock()
+        self._redis = redis.Redis.from_url(self.redis_url) if self.redis_url else None
+
+    def end(self, token_hash: str) -> None:
+        """Disconnect the sockets opened with a token, here and in every other process."""
+        disconnect_local(token_hash)
+        if self._redis is not None:
+            try:
+                self._redis.publish(self.channel, token_hash)
+            except redis.RedisError:
+                # The token is revoked in the database: the sweep ends those sockets anyway.
+                log.warning("could not announce a logout to the other processes")
+
+    def start(self, namespace: Any) -> None:
+        """Start this process's listener and expiry sweeper (once, on the first connection)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        socketio.start_background_task(self._sweep, namespace)
+        if self._redis is not None:
+            socketio.start_background_task(self._listen)
+
+    def _sweep(self, namespace: Any) -> None:
+        """Disconnect sockets whose token expired or was revoked, even if they send nothing."""
+        while True:
+            socketio.sleep(self.interval)
+            try:
+                for sid in self._ended(dict(namespace.callers)):
+                    socketio.server.disconnect(sid, namespace="/")
+            except Exception:  # the sweeper must outlive any one failure
+                log.exception("session sweep failed")
+
+    def _ended(self, callers: dict[str, Caller]) -> list[str]:
+        """Sockets whose token has expired or was revoked (by a logout in any process)."""
+        ended = [sid for sid, caller in callers.items() if caller.expired()]
+        hashes = list({c.token_hash for sid, c in callers.items() if sid not in ended})
+        if not hashes:
+            return ended
+        revoked: set[str] = set()
+        with self.app.app_context():
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                query = db.select(TokenRevocado.token_hash).where(
+                    TokenRevocado.token_hash.in_(chunk)
+                )
+                revoked.update(db.session.scalars(query))
+            db.session.remove()
+        return ended + [sid for sid, c in callers.items() if c.token_hash in revoked]
+
+    def _listen(self) -> None:
+        """Disconnect local sockets of tokens logged out in other processes."""
+        assert self._redis is not None
+        while True:
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                for message in pubsub.listen():
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        disconnect_local(data.decode("ascii", "replace"))
+            except redis.RedisError:
+                log.warning("logout listener lost Redis; retrying")
+                socketio.sleep(1)
+
+
+def disconnect_local(token_hash: str) -> None:
+    """Disconnect this process's sockets opened with a token."""
+    server = socketio.server
+    if server is None:
+        return
+    for sid, _ in list(server.manager.get_participants("/", rooms.token(token_hash))):
+        server.disconnect(sid, namespace="/")
+
+
+def init_app(app: Flask) -> Sessions:
+    """Attach the sessions keeper to the app."""
+    sessions = Sessions(app)
+    app.extensions[EXTENSION] = sessions
+    return sessions

@@ -1,0 +1,188 @@
+"""Rate limits: per IP for login and register, per user for the API and each socket event kind."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from miaubloom.security.ratelimit import storage_uri
+
+from ..conftest import PASSWORD
+from .conftest import errors_of, people_of, row_counts, socket
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _assert_limited(response) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == 429
+    assert response.json["success"] is False
+    assert response.json["code"] == "rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert response.json["retryAfter"] == int(response.headers["Retry-After"])
+
+
+def test_login_is_limited_per_ip(make_app):
+    app = make_app(RATELIMIT_LOGIN="3 per minute")
+    ana = people_of(app).register()
+    client = app.test_client()
+    body = {"email": ana.email, "password": "adivinando"}
+    for _ in range(2):  # register() logged in once already
+        assert client.post("/api/auth/login", json=body).status_code == 401
+    _assert_limited(client.post("/api/auth/login", json=body))
+    # Even the right password waits: guessing cannot tell the limit from a miss.
+    _assert_limited(client.post("/api/auth/login", json={**body, "password": PASSWORD}))
+    # Another address has its own budget.
+    other = client.post(
+        "/api/auth/login",
+        json={**body, "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.0.0.7"},
+    )
+    assert other.status_code == 200
+
+
+def test_register_is_limited_per_ip(make_app):
+    app = make_app(RATELIMIT_REGISTER="2 per minute")
+    client = app.test_client()
+
+    def register():  # type: ignore[no-untyped-def]
+        email = f"u-{uuid.uuid4().hex[:8]}@test.miaubloom"
+        body = {"email": email, "password": PASSWORD, "nombreCompleto": "U", "rol": "Paciente"}
+        return client.post("/api/auth/register", json=body)
+
+    assert register().status_code == 201
+    assert register().status_code == 201
+    before = row_counts(app)
+    _assert_limited(register())
+    assert row_counts(app) == before
+
+
+def test_api_is_limited_per_user(make_app):
+    app = make_app(RATELIMIT_HTTP="3 per minute")
+    people = people_of(app)
+    ana, bea = people.register(), people.register()
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/api/chat/no-leidos", headers=ana.headers).status_code == 200
+    _assert_limited(client.get("/api/chat/no-leidos", headers=ana.headers))
+    assert client.get("/api/chat/no-leidos", headers=bea.headers).status_code == 200
+    # Health checks are never limited (load balancers poll them).
+    for _ in range(5):
+        assert client.get("/api/health").status_code == 200
+
+
+def test_http_messages_are_limited_per_user(make_app):
+    app = make_app(RATELIMIT_MESSAGES="2 per minute")
+    people = people_of(app)
+    psi, pac, cid = people.pair()
+    people.send(pac, cid, "uno")
+    people.send(pac, cid, "dos")
+    before = row_counts(app)
+    r = app.test_client().post(
+        "/api/chat/mensajes", json={"conversacionId": cid, "contenido": "tres"}, headers=pac.headers
+    )
+    _assert_limited(r)
+    assert row_counts(app) == before
+    people.send(psi, cid, "el otro miembro sigue")
+
+
+def test_socket_messages_are_limited_per_user(make_app):
+    app = make_app(RATELIMIT_MESSAGES="3 per minute")
+    psi, pac, cid = people_of(app).pair()
+    a, b = socket(app, pac.token), socket(app, psi.token)
+    for client in (a, b):
+        assert client.emit("chat:join-room", {"conversacionId": cid}, callback=True)["success"]
+    for i in range(3):
+        ack = a.emit(
+            "chat:send-message", {"conversacionId": cid, "contenido": f"m{i}"}, callback=True
+        )
+        assert ack["success"], ack
+    errors_of(a)
+    before = row_counts(app)
+    ack = a.emit("chat:send-message", {"conversacionId": cid, "contenido": "m3"}, callback=True)
+    assert ack["success"] is False and ack["code"] == "rate_limited"
+    assert 1 <= ack["retryAfter"] <= 60
+    assert errors_of(a) == [
+        {"message": ack["message"], "code": "rate_limited", "event": "chat:send-message"}
+    ]
+    assert row_counts(app) == before
+    # Other kinds of event have their own budget, and so has the other member.
+    assert a.emit("chat:typing", {"conversacionId": cid}, callback=True)["success"]
+    ack = b.emit("chat:send-message", {"conversacionId": cid, "contenido": "hola"}, callback=True)
+    assert ack["success"]
+    a.disconnect()
+    b.disconnect()
+
+
+def test_socket_typing_and_other_events_have_budgets(make_app):
+    app = make_app(RATELIMIT_TYPING="2 per minute", RATELIMIT_EVENTS="2 per minute")
+    _, pac, cid = people_of(app).pair()
+    a = socket(app, pac.token)
+    payload = {"conversacionId": cid}
+    assert a.emit("chat:typing", payload, callback=True)["success"]
+    assert a.emit("chat:stop-typing", payload, callback=True)["success"]
+    assert a.emit("chat:typing", payload, callback=True)["code"] == "rate_limited"
+    assert a.emit("chat:join-room", payload, callback=True)["success"]
+    assert a.emit("chat:sync", {**payload, "afterSeq": 0}, callback=True)["success"]
+    assert a.emit("chat:leave-room", payload, callback=True)["code"] == "rate_limited"
+    a.disconnect()
+
+
+def test_socket_connections_are_limited_per_ip(make_app):
+    app = make_app(RATELIMIT_CONNECT="2 per minute")
+    ana = people_of(app).register()
+    from miaubloom.extensions import socketio
+
+    first = socketio.test_client(app, auth={"token": ana.token})
+    second = socketio.test_client(app, auth={"token": ana.token})
+    third = socketio.test_client(app, auth={"token": ana.token})
+    assert first.is_connected() and second.is_connected()
+    assert not third.is_connected()
+    first.disconnect()
+    second.disconnect()
+
+
+def test_storage_follows_the_configuration():
+    assert storage_uri({"RATELIMIT_STORAGE_URI": "", "SOCKETIO_MESSAGE_QUEUE": ""}) == "memory://"
+    assert storage_uri({"SOCKETIO_MESSAGE_QUEUE": "redis://q:6379/1"}) == "redis://q:6379/1"
+    assert (
+        storage_uri({"RATELIMIT_STORAGE_URI": "redis://r/2", "SOCKETIO_MESSAGE_QUEUE": "redis://q"})
+        == "redis://r/2"
+    )
+
+
+def _redis_up() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
+def test_budgets_are_shared_through_redis(make_app):
+    # Two apps stand for two processes: one Redis, one budget per user.
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    common = {"RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix}
+    one = make_app(RATELIMIT_MESSAGES="3 per minute", **common)
+    two = make_app(RATELIMIT_MESSAGES="3 per minute", **common)
+    _psi, pac, cid = people_of(one).pair()
+    body = {"conversacionId": cid, "contenido": "hola"}
+    assert (
+        one.test_client().post("/api/chat/mensajes", json=body, headers=pac.headers).status_code
+        == 201
+    )
+    assert (
+        two.test_client().post("/api/chat/mensajes", json=body, headers=pac.headers).status_code
+        == 201
+    )
+    # The socket send spends the same budget: one message left, in either process.
+    a = socket(two, pac.token)
+    assert a.emit("chat:send-message", body, callback=True)["success"]
+    assert a.emit("chat:send-message", body, callback=True)["code"] == "rate_limited"
+    r = one.test_client().post("/api/chat/mensajes", json=body, headers=pac.headers)
+    assert (r.status_code, r.json["code"]) == (429, "rate_limited")
+    a.disconnect()
+    keys = redis.Redis.from_url(REDIS_URL).keys(f"*{prefix}*")
+    assert keys, "counters live in Redis"
+    redis.Redis.from_url(REDIS_URL).delete(*keys)
