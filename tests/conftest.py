@@ -191,7 +191,7 @@ def live_people(live_server) -> Iterator[People]:  # type: ignore[no-untyped-def
 
     remote = RemoteClient(live_server.url)
     yield People(remote)  # type: ignore[arg-type]
-    remote.session.close()
+    remote.close()
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def test_typing_expires_on_the_server(quick_typing, app):
 
     remote = RemoteClient(quick_typing.url)
     psi, pac, cid = People(remote).pair()
-    remote.session.close()
+    remote.close()
     a, b = LiveSocket(quick_typing.url, pac.token), LiveSocket(quick_typing.url, psi.token)
     try:
         for s in (a, b):

@@ -32,7 +32,7 @@ def remote_people():  # type: ignore[no-untyped-def]
 
     yield make
     for client in clients:
-        client.session.close()
+        client.close()
 
 
 def _connect(url: str, token: str, **kw: object) -> socketio.SimpleClient:
