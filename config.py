@@ -68,7 +68,7 @@ class Config:
         self.RATELIMIT_ENABLED = env("RATELIMIT_ENABLED", "true").lower() not in ("0", "false")
         self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI", "")
         self.RATELIMIT_KEY_PREFIX = env("RATELIMIT_KEY_PREFIX", "miaubloom")
-        self.RATELIMIT_STRATEGY = env("RATELIMIT_STRATEGY", "moving-window")
+        self.RATELIMIT_STRATEGY = env("RATELIMIT_STRATEGY", "sliding-window-counter")
         self.RATELIMIT_HTTP = env("RATELIMIT_HTTP", "600 per minute")  # per user, any route
         self.RATELIMIT_LOGIN = env("RATELIMIT_LOGIN", "10 per minute;100 per hour")  # per IP
         self.RATELIMIT_REGISTER = env("RATELIMIT_REGISTER", "10 per minute;100 per hour")  # per IP

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from ..auth import token_from
 from ..errors import RateLimited
 
 EXTENSION = "miaubloom.limiter"
+log = logging.getLogger(__name__)
 
 # Routes limited per IP (no user yet) → the config key of their limits.
 IP_LIMITS = {"api.login": "RATELIMIT_LOGIN", "api.register": "RATELIMIT_REGISTER"}
@@ -95,10 +97,16 @@ class EventLimiter:
             return
         strategy = self.limiter.limiter
         prefix = self._config.get("RATELIMIT_KEY_PREFIX", "")
+        key = (prefix, "socket", kind, identity)
         for item in self._limits(config_key):
-            if not strategy.hit(item, prefix, "socket", kind, identity):
-                reset_at, _ = strategy.get_window_stats(item, prefix, "socket", kind, identity)
-                raise RateLimited(retryAfter=retry_after(reset_at))
+            try:
+                if strategy.hit(item, *key):
+                    continue
+                reset_at, _ = strategy.get_window_stats(item, *key)
+            except Exception:  # storage down: fail open, as Flask-Limiter does (swallow_errors)
+                log.warning("rate limit storage unavailable; %s not limited", kind)
+                return
+            raise RateLimited(retryAfter=retry_after(reset_at))
 
     def check_event(self, event: str, user_id: str) -> None:
         """A socket event by a user."""
@@ -134,6 +142,8 @@ def _too_many(error: RateLimitExceeded) -> ResponseReturnValue:
 def init_app(app: Flask) -> EventLimiter:
     """Limit every API route per user, login and register per IP; return the socket limiter."""
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri(app.config)
+    # A Redis outage must not take the chat down with it: limits fail open, with a log line.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter = Limiter(
         key_func=caller_key,
         default_limits=[lambda: app.config["RATELIMIT_HTTP"]],

@@ -6,6 +6,7 @@ exception), nothing is written when a call fails, and the other clients notice n
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from miaubloom import audit
 from miaubloom.api.openapi import routed
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, PerfilPaciente, TokenRevocado, User
@@ -218,8 +220,20 @@ class World:
 @pytest.fixture
 def world(make_app, tmp_path) -> Iterator[World]:  # type: ignore[no-untyped-def]
     world = World(make_app(RATELIMIT_ENABLED=False, AUDIT_LOG=str(tmp_path / "audit.jsonl")))
+    world.audit_path = tmp_path / "audit.jsonl"  # type: ignore[attr-defined]
     yield world
     world.close()
+
+
+def _check_audit(world: World, failures: int) -> None:
+    """Every refusal left one well-formed line, and no line carries anything but its fields."""
+    lines = world.audit_path.read_text(encoding="utf-8").splitlines()  # type: ignore[attr-defined]
+    records = [json.loads(line) for line in lines]
+    refused = [r for r in records if r.get("code")]
+    assert len(refused) >= failures
+    for record in records:
+        assert set(record) <= {"ts", "event", *audit.FIELDS}, record
+    assert "sigo" not in "\n".join(lines)
 
 
 def _assert_failure(body: object) -> None:
@@ -265,6 +279,7 @@ def test_socket_events_survive_hostile_payloads(world):
     assert seen["deliveries"] >= SOCKET_EXAMPLES * len(EVENTS)
     assert seen["failures"] >= seen["deliveries"] // 2  # most payloads are hostile
     world.check_others()
+    _check_audit(world, seen["failures"])
     print(f"socket fuzz: {seen}")
 
 
@@ -337,4 +352,5 @@ def test_http_routes_survive_hostile_payloads(world):
     assert seen["deliveries"] >= HTTP_EXAMPLES * len(operations)
     assert seen["failures"] >= seen["deliveries"] // 2
     world.check_others()
+    _check_audit(world, seen["failures"])
     print(f"http fuzz: {seen}")

@@ -186,3 +186,16 @@ def test_budgets_are_shared_through_redis(make_app):
     keys = redis.Redis.from_url(REDIS_URL).keys(f"*{prefix}*")
     assert keys, "counters live in Redis"
     redis.Redis.from_url(REDIS_URL).delete(*keys)
+
+
+def test_limits_fail_open_when_their_storage_is_down(make_app):
+    from ..live import free_port
+
+    app = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0")
+    _psi, pac, cid = people_of(app).pair()
+    r = app.test_client().get("/api/chat/no-leidos", headers=pac.headers)
+    assert r.status_code == 200
+    a = socket(app, pac.token)
+    ack = a.emit("chat:send-message", {"conversacionId": cid, "contenido": "hola"}, callback=True)
+    assert ack["success"], ack
+    a.disconnect()
