@@ -543,18 +543,41 @@ async def run_load(args: argparse.Namespace) -> dict:
         await workers.expect("READY", 120)
         t0 = time.time() + 0.2
         _log(f"{len(pairs)} pairs connected and joined; go")
+        cpu_before = cpu_seconds(args.server_pid)
         await workers.tell(f"GO {t0}")
         await workers.expect("RESULT", args.max_seconds + 60)
+        cpu = cpu_seconds(args.server_pid) - cpu_before
     finally:
         await workers.stop()
     merged: list[dict] = []
     for n in range(len(specs)):
         merged += json.loads((tmp / f"out-{n}.json").read_text())["pairs"]
     summary = summarize(merged, t0)
+    if args.server_pid and summary["delivered"]:
+        summary["server_cpu_ms_per_msg"] = round(1000 * cpu / summary["delivered"], 3)
     config = {
         k: getattr(args, k) for k in ("target", "pairs", "messages", "window", "rate", "procs")
     }
     return {"mode": "load", **config, **summary}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes and their descendants, in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        total += cpu_seconds(_children(pid))
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
 
 
 def _rss_kb(pid: int) -> int:
@@ -563,10 +586,7 @@ def _rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             total += int(line.split()[1])
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        total += sum(_rss_kb(int(c)) for c in children)
-    return total
+    return total + sum(_rss_kb(c) for c in _children(pid))
 
 
 async def run_idle(args: argparse.Namespace) -> dict:
@@ -625,6 +645,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--window", type=int, default=1, help="in flight per patient (closed loop)")
     load.add_argument("--rate", type=float, help="total messages/s (open loop)")
     load.add_argument("--drain-seconds", type=float, default=5)
+    load.add_argument(
+        "--server-pid", type=int, action="append", default=[], help="count this CPU time"
+    )
     idle = sub.add_parser("idle", help="idle authenticated sockets")
     idle.add_argument("--url", required=True)
     idle.add_argument("--sockets", type=int, default=1000)

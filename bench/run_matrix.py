@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -90,15 +91,18 @@ def median(values: list[float | None]) -> float | None:
     return round(statistics.median(real), 1) if real else None
 
 
-def load_args(target: str, urls: list[str], a: argparse.Namespace, **extra: object) -> list[str]:
-    """loadgen arguments for one run."""
+def load_args(
+    target: str, ss: list, a: argparse.Namespace, **extra: object
+) -> list[str]:
+    """loadgen arguments for one run against these servers."""
+    urls = [s.url for s in ss]
     out = ["load", "--target", target, "--url", urls[0], "--url2", urls[-1],
            "--pairs", str(a.pairs), "--messages", str(extra.pop("messages", a.messages)),
            "--window", str(a.window), "--procs", str(a.gen_procs),
            "--max-seconds", str(a.max_seconds)]  # fmt: skip
     for k, v in extra.items():
         out += [f"--{k}", str(v)]
-    return out
+    return out + [f"--server-pid={s.process.pid}" for s in ss]
 
 
 def cell(
@@ -108,20 +112,18 @@ def cell(
     rows = []
     cap = a.max_seconds + 300
     with servers("echo", mode, procs, None, work) as ss:
-        urls = [s.url for s in ss]
-        echo = [run_loadgen(load_args("echo", urls, a), cap, log) for _ in range(a.runs)]
+        echo = [run_loadgen(load_args("echo", ss, a), cap, log) for _ in range(a.runs)]
     ceiling = median([r.get("msgs_per_s") for r in echo])
     for db in dbs:
         with database(db, work) as url, servers("chat", mode, procs, url, work, a.env) as ss:
-            urls = [s.url for s in ss]
-            peak_runs = [run_loadgen(load_args("chat", urls, a), cap, log) for _ in range(a.runs)]
+            peak_runs = [run_loadgen(load_args("chat", ss, a), cap, log) for _ in range(a.runs)]
             peak = median([r.get("msgs_per_s") for r in peak_runs])
             half_runs = []
             if peak:
                 rate = round(peak / 2, 1)
                 n = max(20, int(rate * a.half_seconds / a.pairs))
                 half_runs = [
-                    run_loadgen(load_args("chat", urls, a, messages=n, rate=rate), cap, log)
+                    run_loadgen(load_args("chat", ss, a, messages=n, rate=rate), cap, log)
                     for _ in range(a.runs)
                 ]
         bad = sum(1 for r in peak_runs + half_runs if r.get("rc") != 0)
@@ -224,9 +226,14 @@ def write_results(path: Path, info: dict, a: argparse.Namespace, rows: list[dict
     )
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(a: argparse.Namespace) -> None:
-    """Start one (or two) servers by hand, until Ctrl-C or --seconds."""
+    """Start one (or two) servers by hand, until Ctrl-C, SIGTERM or --seconds."""
     raise_fd_limit()
+    signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="miaubloom-serve-") as tmp:
         work = Path(tmp)
         with contextlib.ExitStack() as stack:
