@@ -207,7 +207,9 @@ def database(kind: str, work: Path) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     try:
-        url = MARIADB_ADMIN.rstrip("/") + "/" + name + "?charset=utf8mb4"
+        # BENCH_MARIADB_QUERY adds driver options, e.g. ssl_disabled=1 (see RESULTS.md).
+        extra = os.environ.get("BENCH_MARIADB_QUERY", "")
+        url = MARIADB_ADMIN.rstrip("/") + "/" + name + "?charset=utf8mb4" + (f"&{extra}" if extra else "")
         migrate(url)
         yield url
     finally:
