@@ -91,9 +91,7 @@ def median(values: list[float | None]) -> float | None:
     return round(statistics.median(real), 1) if real else None
 
 
-def load_args(
-    target: str, ss: list, a: argparse.Namespace, **extra: object
-) -> list[str]:
+def load_args(target: str, ss: list, a: argparse.Namespace, **extra: object) -> list[str]:
     """loadgen arguments for one run against these servers."""
     urls = [s.url for s in ss]
     out = ["load", "--target", target, "--url", urls[0], "--url2", urls[-1],

@@ -209,7 +209,13 @@ def database(kind: str, work: Path) -> Iterator[str]:
     try:
         # BENCH_MARIADB_QUERY adds driver options, e.g. ssl_disabled=1 (see RESULTS.md).
         extra = os.environ.get("BENCH_MARIADB_QUERY", "")
-        url = MARIADB_ADMIN.rstrip("/") + "/" + name + "?charset=utf8mb4" + (f"&{extra}" if extra else "")
+        url = (
+            MARIADB_ADMIN.rstrip("/")
+            + "/"
+            + name
+            + "?charset=utf8mb4"
+            + (f"&{extra}" if extra else "")
+        )
         migrate(url)
         yield url
     finally:
