@@ -245,11 +245,12 @@ class LoadWorker:
             await asyncio.sleep(0.05)
 
     def _drained(self) -> bool:
+        """Every message sent is answered, and every one acked is delivered."""
         return all(
-            r.recv[i] is not None
+            (r.acked[i] is not None and (r.ack_seq[i] is None or r.recv[i] is not None))
             for r in self.records
             for i in range(r.k)
-            if r.ack_seq[i] is not None
+            if r.sent[i] is not None
         )
 
     async def _send_pair(
@@ -272,6 +273,7 @@ class LoadWorker:
                         self.proto.send, self.proto.send_payload(room, i), timeout=15
                     )
                 except Exception as exc:
+                    rec.acked[i] = time.time()
                     rec.error(f"{type(exc).__name__}: {exc}")
                     continue
                 self._ack(rec, i, ack)
@@ -298,6 +300,7 @@ class LoadWorker:
             try:
                 await c.emit(self.proto.send, self.proto.send_payload(room, i), callback=on_ack)
             except Exception as exc:
+                rec.acked[i] = time.time()
                 rec.error(f"{type(exc).__name__}: {exc}")
 
     def _ack(self, rec: PairRecord, i: int, ack: Any) -> None:

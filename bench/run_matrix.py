@@ -112,7 +112,7 @@ def cell(
     with servers("echo", mode, procs, None, work) as ss:
         echo = [run_loadgen(load_args("echo", ss, a), cap, log) for _ in range(a.runs)]
     ceiling = median([r.get("msgs_per_s") for r in echo])
-    for db in dbs:
+    for db in dbs if procs == 1 else a.dbs2.split(","):
         with database(db, work) as url, servers("chat", mode, procs, url, work, a.env) as ss:
             peak_runs = [run_loadgen(load_args("chat", ss, a), cap, log) for _ in range(a.runs)]
             peak = median([r.get("msgs_per_s") for r in peak_runs])
@@ -255,12 +255,13 @@ def main() -> int:
     ap.add_argument("--modes", default="gevent,eventlet,threading")
     ap.add_argument("--dbs", default="mariadb,sqlite")
     ap.add_argument("--procs", default="1,2", help="server processes per cell")
+    ap.add_argument("--dbs2", default="mariadb", help="databases of the multi-process cells")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=20)
-    ap.add_argument("--messages", type=int, default=300, help="per patient, closed loop")
+    ap.add_argument("--messages", type=int, default=150, help="per patient, closed loop")
     ap.add_argument("--window", type=int, default=1)
     ap.add_argument("--gen-procs", type=int, default=1, help="load generator processes")
-    ap.add_argument("--half-seconds", type=float, default=10)
+    ap.add_argument("--half-seconds", type=float, default=8)
     ap.add_argument("--max-seconds", type=float, default=120, help="cap on each run")
     ap.add_argument("--idle-sockets", type=int, default=10000, help="0 skips the idle runs")
     ap.add_argument("--idle-modes", default="gevent,eventlet")
