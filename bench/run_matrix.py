@@ -81,7 +81,7 @@ def run_loadgen(args: list[str], timeout: float, log: list[dict]) -> dict:
     result |= {"rc": rc, "seconds": round(time.time() - started, 1), "loadavg": os.getloadavg()[0]}
     entry = {"cmd": " ".join(shlex.quote(a) for a in cmd).replace(PY, "python"), **result}
     log.append(entry)
-    print(json.dumps(entry, ensure_ascii=False)[:400], flush=True)
+    print(json.dumps(entry, ensure_ascii=False), flush=True)
     return result
 
 
@@ -159,7 +159,7 @@ def big_conversation(a: argparse.Namespace, work: Path, log: list[dict]) -> dict
     result = json.loads(lines[-1]) if lines else {"error": p.stderr[-1500:]}
     entry = {"cmd": " ".join(cmd).replace(PY, "python"), "rc": p.returncode, **result}
     log.append(entry)
-    print(json.dumps(entry)[:400], flush=True)
+    print(json.dumps(entry), flush=True)
     return entry
 
 
@@ -292,18 +292,20 @@ def main() -> int:
     idles: list[dict] = []
     log: list[dict] = []
     big = None
+    signal.signal(signal.SIGTERM, _interrupt)  # so every finally block runs
     with tempfile.TemporaryDirectory(prefix="miaubloom-matrix-") as tmp:
         work = Path(tmp)
-        for mode in a.modes.split(","):
-            for procs in (int(p) for p in a.procs.split(",")):
-                rows += cell(mode, procs, a.dbs.split(","), a, work, log)
-                write_results(Path(a.out), info, a, rows, idles, big, log, started)
+        # The short, single-target runs first, then the cells.
+        if a.big_rows:
+            big = big_conversation(a, work, log)
         if a.idle_sockets:
             for mode in a.idle_modes.split(","):
                 idles.append(idle(mode, a, work, log))
                 write_results(Path(a.out), info, a, rows, idles, big, log, started)
-        if a.big_rows:
-            big = big_conversation(a, work, log)
+        for mode in a.modes.split(","):
+            for procs in (int(p) for p in a.procs.split(",")):
+                rows += cell(mode, procs, a.dbs.split(","), a, work, log)
+                write_results(Path(a.out), info, a, rows, idles, big, log, started)
         write_results(Path(a.out), info, a, rows, idles, big, log, started)
     failed = any(r["failed_runs"] for r in rows) or any(r.get("rc") for r in idles)
     return 1 if failed else 0
