@@ -395,10 +395,16 @@ async def worker_idle(spec_path: str) -> None:
                     except Exception as exc:
                         failed.append(f"{type(exc).__name__}: {exc}")
 
-            await asyncio.wait_for(
-                asyncio.gather(*(one(t) for t in spec["tokens"])), spec["max_seconds"]
-            )
-            _say("READY", len(clients), len(failed), f"{time.time() - start:.3f}", *failed[:1])
+            tasks = [asyncio.ensure_future(one(t)) for t in spec["tokens"]]
+            _done, pending = await asyncio.wait(tasks, timeout=spec["max_seconds"])
+            for task in pending:  # past the cap: count what did not connect in time
+                task.cancel()
+            if pending:
+                failed.append(f"{len(pending)} not connected within {spec['max_seconds']} s")
+                await asyncio.gather(*pending, return_exceptions=True)
+            failed_count = len(spec["tokens"]) - len(clients)
+            elapsed = f"{time.time() - start:.3f}"
+            _say("READY", len(clients), failed_count, elapsed, *failed[-1:])
             await _read_line(stdin, spec["hold_seconds"])
         finally:
             await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)

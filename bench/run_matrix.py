@@ -147,7 +147,7 @@ def idle(mode: str, a: argparse.Namespace, work: Path, log: list[dict]) -> dict:
                 "--procs", str(procs), "--server-pid", str(ss[0].process.pid),
                 "--max-seconds", str(a.max_seconds)]  # fmt: skip
         r = run_loadgen(args, a.max_seconds + 300, log)
-    return {"mode": mode, **r}
+    return {**r, "mode": mode}
 
 
 def big_conversation(a: argparse.Namespace, work: Path, log: list[dict]) -> dict:
