@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import resource
 import signal
@@ -20,9 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 MARIADB_ADMIN = os.environ.get("BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1/")
-# gevent-websocket is installed (the gevent extra), so engineio's gevent driver needs
-# its gunicorn worker: under a plain `-k gevent` worker WebSocket upgrades fail (500).
-GEVENT_WORKER = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+# `gunicorn -k gevent` serves WebSockets through simple-websocket, unless
+# gevent-websocket is installed: engine.io then requires its worker, and under a
+# plain gevent worker every WebSocket upgrade fails with a 500.
+GEVENT_WORKER = (
+    "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+    if importlib.util.find_spec("geventwebsocket")
+    else "gevent"
+)
 MAX_CONNECTIONS = 20000
 
 
