@@ -582,11 +582,12 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def _children(pid: int) -> list[int]:
-    return [
-        int(c)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for c in (task / "children").read_text().split()
-    ]
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        # Threads come and go (threading mode): skip the ones gone since the listing.
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def _rss_kb(pid: int) -> int:
