@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -138,8 +138,11 @@ def send_message(
             created_at=conv.updated_at,
             seq=conv.last_seq,
             client_id=client_id,
+            leido_at=None,
         )
-        db.session.add(mensaje)
+        # Neither object is in the session: the commit expires nothing, so
+        # announcing the message reads no row back.
+        db.session.execute(_INSERT_MENSAJE, _columns(mensaje))
         db.session.commit()
         return Sent(mensaje, conv, created=True)
     except IntegrityError:
@@ -150,37 +153,59 @@ def send_message(
         return Sent(repeated, member_conversation(caller, conversacion_id), created=False)
 
 
+# The send path's statements, built once: Core on the tables, so no ORM
+# unit of work or statement construction runs per message.
+_CONV = Conversacion.__table__
+_PERFIL = PerfilPaciente.__table__
+_INSERT_MENSAJE = insert(Mensaje.__table__)
+
+
+def _claim(member: str, unread: str):  # type: ignore[no-untyped-def]
+    """UPDATE taking the next seq, if the caller (bound as uid) is this member."""
+    return (
+        update(_CONV)
+        .where(_CONV.c.id == bindparam("cid"), _CONV.c[member] == bindparam("uid"))
+        .values(
+            {
+                "last_seq": _CONV.c.last_seq + 1,
+                "updated_at": bindparam("now"),
+                unread: _CONV.c[unread] + 1,
+            }
+        )
+    )
+
+
+_CLAIM_AS_PSICOLOGO = _claim("psicologo_id", "no_leidos_paciente")
+_CLAIM_AS_PACIENTE = _claim("paciente_id", "no_leidos_psicologo")
+_READ_CLAIMED = (
+    select(_CONV, _PERFIL.c.psicologo_asignado_id.label("asignado"))
+    .outerjoin(_PERFIL, _PERFIL.c.user_id == _CONV.c.paciente_id)
+    .where(_CONV.c.id == bindparam("cid"))
+)
+
+
+def _columns(row: Mensaje) -> dict:
+    """A transient model's column values, for a Core INSERT."""
+    return {c.key: getattr(row, c.key) for c in Mensaje.__table__.columns}
+
+
 def _claim_next_seq(caller: Caller, conversacion_id: str) -> Conversacion:
     """Take the next seq under the conversation's row lock, and count it unread.
 
     The UPDATE comes first so the lock is held (and SQLite's write lock taken)
     before anything is read; a rollback returns the seq, so seqs have no gaps.
+    The conversation comes back as a transient object, outside the session.
     """
-    now = utcnow()
-    unread = (
-        {"no_leidos_paciente": Conversacion.no_leidos_paciente + 1}
-        if caller.is_psicologo
-        else {"no_leidos_psicologo": Conversacion.no_leidos_psicologo + 1}
-    )
-    claimed = db.session.execute(
-        update(Conversacion)
-        .where(Conversacion.id == conversacion_id, _is_member(caller))
-        .values(last_seq=Conversacion.last_seq + 1, updated_at=now, **unread)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
+    claim = _CLAIM_AS_PSICOLOGO if caller.is_psicologo else _CLAIM_AS_PACIENTE
+    params = {"cid": conversacion_id, "uid": caller.user_id, "now": utcnow()}
+    if not db.session.execute(claim, params).rowcount:
         db.session.rollback()
         raise Forbidden(NOT_MEMBER)
-    conv, assigned = db.session.execute(
-        select(Conversacion, PerfilPaciente.psicologo_asignado_id)
-        .outerjoin(PerfilPaciente, PerfilPaciente.user_id == Conversacion.paciente_id)
-        .where(Conversacion.id == conversacion_id)
-        .execution_options(populate_existing=True)
-    ).one()
-    if assigned != conv.psicologo_id:
+    row = db.session.execute(_READ_CLAIMED, {"cid": conversacion_id}).one()._mapping
+    if row["asignado"] != row["psicologo_id"]:
         db.session.rollback()
         raise Forbidden(CLOSED)
-    return conv
+    return Conversacion(**{c.key: row[c] for c in _CONV.columns})
 
 
 def _by_client_id(caller: Caller, conversacion_id: str, client_id: str | None) -> Mensaje | None:

@@ -1,0 +1,68 @@
+"""A bare Flask-SocketIO echo server: the ceiling for any Python Socket.IO server here.
+
+Same async mode and serving as the chat (SOCKETIO_ASYNC_MODE, optional
+SOCKETIO_MESSAGE_QUEUE), but no auth and no database: "join" puts the socket
+in a room, "send" broadcasts the payload to the room as "message" and acks.
+Start it like wsgi.py: `python bench/echo_server.py` or, for gevent,
+`gunicorn -k gevent -w 1 --chdir bench echo_server:app`.
+"""
+
+from __future__ import annotations
+
+import os
+
+_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+if _MODE == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+elif _MODE == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+from flask import Flask  # noqa: E402  (after monkey-patching, on purpose)
+from flask_socketio import SocketIO, emit, join_room  # noqa: E402
+
+app = Flask(__name__)
+socketio = SocketIO(
+    app,
+    async_mode=_MODE,
+    message_queue=os.environ.get("SOCKETIO_MESSAGE_QUEUE") or None,
+    channel=os.environ.get("SOCKETIO_CHANNEL", "flask-socketio"),
+    max_http_buffer_size=64 * 1024,
+)
+
+
+@app.get("/api/health")
+def health() -> dict:
+    """Readiness probe, as the chat has."""
+    return {"success": True}
+
+
+@socketio.on("join")
+def on_join(data: dict) -> dict:
+    """Join the room named in the payload."""
+    join_room(data["room"])
+    return {"success": True}
+
+
+@socketio.on("send")
+def on_send(data: dict) -> dict:
+    """Broadcast the payload to its room, sender included, and ack."""
+    emit("message", data, to=data["room"])
+    return {"success": True}
+
+
+if __name__ == "__main__":
+    socketio.run(
+        app,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "5000")),
+        allow_unsafe_werkzeug=_MODE == "threading",
+        **(
+            {"max_size": int(os.environ.get("MAX_CONNECTIONS", "20000"))}
+            if _MODE == "eventlet"
+            else {}
+        ),
+    )
