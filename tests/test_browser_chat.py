@@ -21,7 +21,7 @@ from .browser import Page, require_chromium, side_by_side
 from .conftest import PASSWORD, People, Person
 from .live import RemoteClient
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 PHONE = (390, 760)
 DESKTOP = (1000, 720)
