@@ -24,8 +24,6 @@ from prometheus_client import (
     generate_latest,
 )
 from pythonjsonlogger.json import JsonFormatter
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from .extensions import db
 
@@ -130,7 +128,6 @@ def _metrics(app: Flask) -> Metrics:
 def init_app(app: Flask) -> None:
     """Request ids, access log lines, HTTP metrics and the /metrics route."""
     app.extensions["miaubloom_metrics"] = _metrics(app)
-    _listen_for_messages()
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.add_url_rule("/metrics", "metrics", _serve_metrics)
@@ -204,38 +201,14 @@ def _observe_socket(app: Flask, name: str, sid: str, result: Any, elapsed: float
     log.log(level, "socket", extra=extra)
 
 
-# -- messages stored, counted when their transaction commits -------------------
-
-_listening = False
+# -- messages stored ----------------------------------------------------------
 
 
-def _listen_for_messages() -> None:
-    global _listening
-    if _listening:
-        return
-    _listening = True
-    event.listen(Session, "after_flush", _note_new_messages)
-    event.listen(Session, "after_commit", _count_committed)
-    event.listen(Session, "after_soft_rollback", _forget)
-
-
-def _note_new_messages(session: Session, _context: object) -> None:
-    from .models import Mensaje
-
-    new = sum(isinstance(obj, Mensaje) for obj in session.new)
-    if new:
-        session.info["miaubloom_new_messages"] = session.info.get("miaubloom_new_messages", 0) + new
-
-
-def _count_committed(session: Session) -> None:
-    new = session.info.pop("miaubloom_new_messages", 0)
-    if not new or not has_request_context():
-        return
+def message_stored() -> None:
+    """Count one new message, committed and announced, under its transport."""
+    if not has_request_context():
+        return  # the CLI: no server here to scrape
     metrics = current_app.extensions.get("miaubloom_metrics")
     if metrics is not None:
         transport = "socket" if getattr(request, "sid", None) else "http"
-        metrics.messages.labels(transport=transport).inc(new)
-
-
-def _forget(session: Session, _previous: object) -> None:
-    session.info.pop("miaubloom_new_messages", None)
+        metrics.messages.labels(transport=transport).inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from .. import observability
 from ..extensions import socketio
 from ..models import utcnow
 from . import rooms, wire
@@ -13,6 +14,7 @@ from .service import Read, Sent
 def message_sent(sent: Sent) -> None:
     """A new message: to the conversation's room, and the list update to each member."""
     conv, mensaje = sent.conversacion, sent.mensaje
+    observability.message_stored()
     socketio.emit(
         "chat:message-received", {"mensaje": wire.mensaje(mensaje)}, to=rooms.conversation(conv.id)
     )
