@@ -7,10 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import socketio
-
 from .conftest import People
 from .live import LiveServer, RemoteClient
+from .sockets import LiveSocket
 
 
 def people_at(url: str) -> People:
@@ -18,43 +17,8 @@ def people_at(url: str) -> People:
     return People(RemoteClient(url))  # type: ignore[arg-type]
 
 
-class Peer:
-    """One python-socketio client over WebSocket only, every event it receives kept in order."""
-
-    def __init__(self, url: str | None, token: str) -> None:
-        self.token = token
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        if url:
-            self.connect(url)
-
-    def _record(self, event: str, data: Any = None) -> None:
-        self.events.put((event, data))
-
-    def connect(self, url: str) -> None:
-        """Connect (WebSocket only) with this peer's token."""
-        self.client.connect(
-            url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10
-        )
-
-    def call(self, event: str, data: object, timeout: float = 5) -> Any:
-        """Emit an event and wait for its ack."""
-        return self.client.call(event, data, timeout=timeout)
-
-    def close(self) -> None:
-        """Disconnect, if connected; release the socket even if the server died under it."""
-        if self.client.connected:
-            self.client.disconnect()
-        ws = getattr(self.client.eio, "ws", None)
-        if ws is not None:
-            ws.shutdown()
-
-    def __enter__(self) -> Peer:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+# One client for every live-server test: the recording socket of tests/sockets.py.
+Peer = LiveSocket
 
 
 def wait_for_event(

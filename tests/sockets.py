@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -11,11 +12,16 @@ import socketio
 
 
 class LiveSocket:
-    """A real Socket.IO client over a real WebSocket, recording what it receives."""
+    """A real Socket.IO client over a real WebSocket, recording what it receives.
 
-    def __init__(self, url: str, token: str | None = None, **connect: Any) -> None:
+    Events are kept twice: `received`, the whole history (wait_for, messages), and
+    `events`, a queue for consumers that take them one by one (realtime.wait_for_event).
+    """
+
+    def __init__(self, url: str | None, token: str | None = None, **connect: Any) -> None:
         self.client = socketio.Client(reconnection=False)
         self.received: list[tuple[str, Any]] = []
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.connect_error: Any = None
         self._cond = threading.Condition()
         self.client.on("*", self._record)
@@ -23,9 +29,16 @@ class LiveSocket:
         if token is not None:
             connect.setdefault("auth", {"token": token})
         connect.setdefault("transports", ["websocket"])
-        self.client.connect(url, wait_timeout=5, **connect)
+        self._connect_options = connect
+        if url:
+            self.connect(url)
+
+    def connect(self, url: str) -> None:
+        """Connect (again) with this socket's token and options."""
+        self.client.connect(url, wait_timeout=10, **self._connect_options)
 
     def _record(self, event: str, data: Any = None) -> None:
+        self.events.put((event, data))
         with self._cond:
             self.received.append((event, data))
             self._cond.notify_all()
@@ -69,3 +82,9 @@ class LiveSocket:
         ws = getattr(self.client.eio, "ws", None)
         if ws is not None:
             ws.shutdown()
+
+    def __enter__(self) -> LiveSocket:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
