@@ -79,6 +79,7 @@ class Metrics:
     messages: Counter
     errors: Counter
     send_seconds: Histogram
+    send_batch: Histogram
 
 
 def _metrics(app: Flask) -> Metrics:
@@ -120,6 +121,12 @@ def _metrics(app: Flask) -> Metrics:
             "Time to handle a send (validate, store, commit, announce), by transport",
             ["transport"],
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        ),
+        send_batch=Histogram(
+            "miaubloom_send_batch_size",
+            "Sends stored by one transaction (concurrent sends share one: group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=registry,
         ),
     )
@@ -202,6 +209,13 @@ def _observe_socket(app: Flask, name: str, sid: str, result: Any, elapsed: float
 
 
 # -- messages stored ----------------------------------------------------------
+
+
+def sends_batched(count: int) -> None:
+    """Observe how many sends one transaction stored."""
+    metrics = current_app.extensions.get("miaubloom_metrics")
+    if metrics is not None:
+        metrics.send_batch.observe(count)
 
 
 def message_stored() -> None:

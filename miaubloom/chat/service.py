@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from flask import current_app
+from sqlalchemy import and_, bindparam, case, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 
+from .. import observability
 from ..auth import Caller
 from ..errors import Forbidden
 from ..extensions import db
@@ -20,6 +24,7 @@ from ..models import (
     new_id,
     utcnow,
 )
+from .group_commit import GroupCommit
 
 CLOSED = "Conversación cerrada"
 NOT_MEMBER = "No perteneces a esta conversación"
@@ -122,24 +127,63 @@ def open_conversation(caller: Caller, otro_id: str) -> Conversacion:
     return conv
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message on its way to the database."""
+
+    caller: Caller
+    conversacion_id: str
+    contenido: str
+    client_id: str | None
+
+
+# Sends waiting beyond this many go in the next transaction.
+MAX_BATCH = 64
+
+
 def send_message(
     caller: Caller, conversacion_id: str, contenido: str, client_id: str | None
 ) -> Sent:
-    """Store a message with the next seq, once per clientId; commit before returning."""
+    """Store a message with the next seq, once per clientId; commit before returning.
+
+    Sends that arrive while another transaction runs are stored together in
+    the next one (chat/group_commit.py): each still gets its own outcome.
+    """
+    sends = current_app.extensions.get("miaubloom.sends")
+    if sends is None:
+        sends = current_app.extensions.setdefault(
+            "miaubloom.sends", GroupCommit(store_messages, MAX_BATCH)
+        )
+    return sends.submit(Outgoing(caller, conversacion_id, contenido, client_id))
+
+
+def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
+    """Store a batch of sends in one transaction; each send's Sent, or its error."""
+    observability.sends_batched(len(batch))
+    try:
+        if len(batch) == 1:
+            return [_outcome(batch[0])]
+        return _store_many(batch)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _outcome(out: Outgoing) -> Sent | Exception:
+    """One send in its own transaction, its error returned rather than raised."""
+    try:
+        return _store_one(out)
+    except Exception as exc:
+        db.session.rollback()
+        return exc
+
+
+def _store_one(out: Outgoing) -> Sent:
+    """One send: UPDATE (claim the seq), SELECT, INSERT, COMMIT."""
+    caller, conversacion_id, client_id = out.caller, out.conversacion_id, out.client_id
     try:
         conv = _claim_next_seq(caller, conversacion_id)
-        mensaje = Mensaje(
-            id=new_id(),
-            conversacion_id=conv.id,
-            remitente=caller.remitente,
-            remitente_id=caller.user_id,
-            contenido=contenido,
-            leido=False,
-            created_at=conv.updated_at,
-            seq=conv.last_seq,
-            client_id=client_id,
-            leido_at=None,
-        )
+        mensaje = _new_mensaje(out, conv.id, conv.last_seq, conv.updated_at)
         # Neither object is in the session: the commit expires nothing, so
         # announcing the message reads no row back.
         db.session.execute(_INSERT_MENSAJE, _columns(mensaje))
@@ -150,7 +194,132 @@ def send_message(
         repeated = _by_client_id(caller, conversacion_id, client_id)
         if repeated is None:
             raise
-        return Sent(repeated, member_conversation(caller, conversacion_id), created=False)
+        conv = member_conversation(caller, conversacion_id)
+        # A batch's leader may roll back for the next send, which would expire
+        # them under the caller they belong to: hand them over detached.
+        db.session.expunge(repeated)
+        db.session.expunge(conv)
+        return Sent(repeated, conv, created=False)
+
+
+def _store_many(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
+    """Several sends in one transaction: UPDATE, SELECT, INSERT for all of them, one COMMIT.
+
+    The UPDATE claims every conversation's seqs at once (row locks in primary
+    key order, SQLite's write lock); the SELECT then shows who may send where.
+    A send that may not is answered Forbidden and the rest retried without it.
+    A repeated clientId or a deadlock sends the batch one by one instead.
+    """
+    outcomes: list[Sent | Exception | None] = [None] * len(batch)
+    todo = list(range(len(batch)))
+    while todo:
+        now = utcnow()
+        db.session.execute(_claim_many([batch[i] for i in todo], now))
+        ids = sorted({batch[i].conversacion_id for i in todo})
+        rows = {r.id: r for r in db.session.execute(_READ_CLAIMED_MANY, {"cids": ids})}
+        refused = {i: _refusal(batch[i], rows.get(batch[i].conversacion_id)) for i in todo}
+        refused = {i: exc for i, exc in refused.items() if exc is not None}
+        if refused:
+            db.session.rollback()
+            for i, exc in refused.items():
+                outcomes[i] = exc
+            todo = [i for i in todo if i not in refused]
+            continue
+        sent = _number(batch, todo, rows, now)
+        try:
+            db.session.execute(_INSERT_MENSAJE, [_columns(s.mensaje) for s in sent])
+            db.session.commit()
+        except (IntegrityError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and not _is_deadlock(exc):
+                raise
+            db.session.rollback()
+            for i in todo:
+                outcomes[i] = _outcome(batch[i])
+            break
+        for i, s in zip(todo, sent, strict=True):
+            outcomes[i] = s
+        break
+    return [o if o is not None else RuntimeError("send left unanswered") for o in outcomes]
+
+
+def _claim_many(sends: list[Outgoing], now: datetime):  # type: ignore[no-untyped-def]
+    """One UPDATE taking each conversation's next seqs and counting them unread."""
+    total: dict[str, int] = {}
+    to_paciente: dict[str, int] = {}
+    to_psicologo: dict[str, int] = {}
+    for out in sends:
+        cid = out.conversacion_id
+        total[cid] = total.get(cid, 0) + 1
+        unread = to_paciente if out.caller.is_psicologo else to_psicologo
+        unread[cid] = unread.get(cid, 0) + 1
+    c = _CONV.c
+
+    def plus(col, counts: dict[str, int]):  # type: ignore[no-untyped-def]
+        return col + case(counts, value=c.id, else_=0) if counts else col
+
+    return (
+        update(_CONV)
+        .where(c.id.in_(sorted(total)))
+        .values(
+            last_seq=plus(c.last_seq, total),
+            no_leidos_paciente=plus(c.no_leidos_paciente, to_paciente),
+            no_leidos_psicologo=plus(c.no_leidos_psicologo, to_psicologo),
+            updated_at=now,
+        )
+    )
+
+
+def _refusal(out: Outgoing, row) -> Forbidden | None:  # type: ignore[no-untyped-def]
+    """Why this send may not go into the conversation row, or None."""
+    if row is None:
+        return Forbidden(NOT_MEMBER)
+    member = row.psicologo_id if out.caller.is_psicologo else row.paciente_id
+    if member != out.caller.user_id:
+        return Forbidden(NOT_MEMBER)
+    if row.asignado != row.psicologo_id:
+        return Forbidden(CLOSED)
+    return None
+
+
+def _number(batch: Sequence[Outgoing], todo: list[int], rows: dict, now: datetime) -> list[Sent]:
+    """Each send's message with its seq, and its conversation as it was right after it.
+
+    The rows hold the state after the whole batch; walking backwards takes
+    each later message's seq and unread count off again.
+    """
+    after = {cid: dict(row._mapping) for cid, row in rows.items()}
+    sent: list[Sent] = []
+    for i in reversed(todo):
+        out = batch[i]
+        state = after[out.conversacion_id]
+        conv = Conversacion(**{col.key: state[col.key] for col in _CONV.columns})
+        sent.append(Sent(_new_mensaje(out, conv.id, state["last_seq"], now), conv, created=True))
+        state["last_seq"] -= 1
+        state["no_leidos_paciente" if out.caller.is_psicologo else "no_leidos_psicologo"] -= 1
+    sent.reverse()
+    return sent
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    """MySQL's deadlock or lock-wait timeout: the batch is retried send by send."""
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (1205, 1213)
+
+
+def _new_mensaje(out: Outgoing, conversacion_id: str, seq: int, now: datetime) -> Mensaje:
+    """The transient message a send stores."""
+    return Mensaje(
+        id=new_id(),
+        conversacion_id=conversacion_id,
+        remitente=out.caller.remitente,
+        remitente_id=out.caller.user_id,
+        contenido=out.contenido,
+        leido=False,
+        created_at=now,
+        seq=seq,
+        client_id=out.client_id,
+        leido_at=None,
+    )
 
 
 # The send path's statements, built once: Core on the tables, so no ORM
@@ -177,11 +346,11 @@ def _claim(member: str, unread: str):  # type: ignore[no-untyped-def]
 
 _CLAIM_AS_PSICOLOGO = _claim("psicologo_id", "no_leidos_paciente")
 _CLAIM_AS_PACIENTE = _claim("paciente_id", "no_leidos_psicologo")
-_READ_CLAIMED = (
-    select(_CONV, _PERFIL.c.psicologo_asignado_id.label("asignado"))
-    .outerjoin(_PERFIL, _PERFIL.c.user_id == _CONV.c.paciente_id)
-    .where(_CONV.c.id == bindparam("cid"))
+_READ_CLAIMED_ALL = select(_CONV, _PERFIL.c.psicologo_asignado_id.label("asignado")).outerjoin(
+    _PERFIL, _PERFIL.c.user_id == _CONV.c.paciente_id
 )
+_READ_CLAIMED = _READ_CLAIMED_ALL.where(_CONV.c.id == bindparam("cid"))
+_READ_CLAIMED_MANY = _READ_CLAIMED_ALL.where(_CONV.c.id.in_(bindparam("cids", expanding=True)))
 
 
 def _columns(row: Mensaje) -> dict:
