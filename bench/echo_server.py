@@ -3,6 +3,10 @@
 Same async mode and serving as the chat (SOCKETIO_ASYNC_MODE, optional
 SOCKETIO_MESSAGE_QUEUE), but no auth and no database: "join" puts the socket
 in a room, "send" broadcasts the payload to the room as "message" and acks.
+With ECHO_FANOUT=chat it also broadcasts an "updated" event to the room, so
+that it writes as many frames per message as the chat does (message-received to
+the room plus conversation-updated to each member, and the ack): the ceiling
+for anything that speaks the chat's protocol.
 Start it like wsgi.py: `python bench/echo_server.py` or, for gevent,
 `gunicorn -k gevent -w 1 --chdir bench echo_server:app`.
 """
@@ -23,6 +27,8 @@ elif _MODE == "gevent":
 
 from flask import Flask  # noqa: E402  (after monkey-patching, on purpose)
 from flask_socketio import SocketIO, emit, join_room  # noqa: E402
+
+_FANOUT_AS_CHAT = os.environ.get("ECHO_FANOUT", "bare") == "chat"
 
 app = Flask(__name__)
 socketio = SocketIO(
@@ -51,6 +57,8 @@ def on_join(data: dict) -> dict:
 def on_send(data: dict) -> dict:
     """Broadcast the payload to its room, sender included, and ack."""
     emit("message", data, to=data["room"])
+    if _FANOUT_AS_CHAT:
+        emit("updated", {"room": data["room"], "last": data}, to=data["room"])
     return {"success": True}
 
 

@@ -91,6 +91,13 @@ def median(values: list[float | None]) -> float | None:
     return round(statistics.median(real), 1) if real else None
 
 
+def _cpu(runs: list[dict]) -> float | None:
+    """Median server CPU ms per message of these runs."""
+    values = [r.get("server_cpu_ms_per_msg") for r in runs]
+    real = [v for v in values if v is not None]
+    return round(statistics.median(real), 2) if real else None
+
+
 def load_args(target: str, ss: list, a: argparse.Namespace, **extra: object) -> list[str]:
     """loadgen arguments for one run against these servers."""
     urls = [s.url for s in ss]
@@ -112,6 +119,10 @@ def cell(
     with servers("echo", mode, procs, None, work) as ss:
         echo = [run_loadgen(load_args("echo", ss, a), cap, log) for _ in range(a.runs)]
     ceiling = median([r.get("msgs_per_s") for r in echo])
+    # The same echo writing the chat's frames per message (5, not 3).
+    with servers("echo", mode, procs, None, work, {"ECHO_FANOUT": "chat"}) as ss:
+        echo5 = [run_loadgen(load_args("echo", ss, a), cap, log) for _ in range(a.runs)]
+    ceiling5 = median([r.get("msgs_per_s") for r in echo5])
     for db in dbs if procs == 1 else a.dbs2.split(","):
         with database(db, work) as url, servers("chat", mode, procs, url, work, a.env) as ss:
             peak_runs = [run_loadgen(load_args("chat", ss, a), cap, log) for _ in range(a.runs)]
@@ -128,6 +139,9 @@ def cell(
         rows.append({
             "mode": mode, "procs": procs, "db": db, "echo": ceiling, "chat": peak,
             "ratio": round(peak / ceiling, 2) if peak and ceiling else None,
+            "echo5": ceiling5,
+            "ratio5": round(peak / ceiling5, 2) if peak and ceiling5 else None,
+            "echo_cpu": _cpu(echo), "echo5_cpu": _cpu(echo5), "chat_cpu": _cpu(peak_runs),
             "ack_p50": median([r.get("ack_ms", {}).get("p50") for r in peak_runs]),
             "e2e_p99_peak": median([r.get("e2e_ms", {}).get("p99") for r in peak_runs]),
             "half_rate": round(peak / 2, 1) if peak else None,
@@ -181,12 +195,17 @@ def write_results(path: Path, info: dict, a: argparse.Namespace, rows: list[dict
            f"latency; {a.gen_procs} generator process(es). Extra server environment: "
            f"`{' '.join(f'{k}={v}' for k, v in a.env.items()) or 'none'}`.",
            "",
-           "| mode | procs | db | echo msg/s | chat msg/s | chat/echo | ack p50 ms (peak) | e2e p99 ms (peak) | half rate msg/s | e2e p50 ms (half) | e2e p99 ms (half) | failed runs |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+           "Echo: the bare echo server (3 frames out per message); echo 5f: the same writing the "
+           "chat's 5 frames per message (`ECHO_FANOUT=chat`). CPU: the server processes' CPU ms "
+           "per delivered message at the peak.",
+           "",
+           "| mode | procs | db | echo msg/s | echo 5f msg/s | chat msg/s | chat/echo | chat/echo 5f | CPU ms echo · 5f · chat | ack p50 ms (peak) | e2e p99 ms (peak) | half rate msg/s | e2e p50 ms (half) | e2e p99 ms (half) | failed runs |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in rows:
-        out.append("| " + " | ".join(str(r[k]) for k in (
-            "mode", "procs", "db", "echo", "chat", "ratio", "ack_p50", "e2e_p99_peak",
-            "half_rate", "e2e_p50_half", "e2e_p99_half", "failed_runs")) + " |")  # fmt: skip
+        r = {**r, "cpu": f"{r.get('echo_cpu')} · {r.get('echo5_cpu')} · {r.get('chat_cpu')}"}
+        out.append("| " + " | ".join(str(r.get(k)) for k in (
+            "mode", "procs", "db", "echo", "echo5", "chat", "ratio", "ratio5", "cpu", "ack_p50",
+            "e2e_p99_peak", "half_rate", "e2e_p50_half", "e2e_p99_half", "failed_runs")) + " |")  # fmt: skip
     if idles:
         out += ["", "Idle authenticated sockets, one chat process on MariaDB:", "",
                 "| mode | sockets | connected | failed | connect s | RSS before MB | RSS after MB | RSS per socket KB |",
