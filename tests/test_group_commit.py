@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from miaubloom.auth import authenticate
 from miaubloom.chat import service
@@ -196,3 +198,31 @@ def test_a_batch_with_a_repeated_client_id_stores_each_message_once(app, people)
         rows = db.session.query(Mensaje).order_by(Mensaje.seq).all()
         assert [(m.seq, m.client_id) for m in rows] == [(1, "same"), (2, "new-1"), (3, "new-2")]
         assert db.session.get(Conversacion, cid).no_leidos_psicologo == 3
+
+
+def test_a_deadlocked_batch_is_stored_send_by_send(app, people):
+    _psi, pac, cid = people.pair()
+    _psi2, pac2, cid2 = people.pair()
+    batch = [_outgoing(app, pac, cid, "uno"), _outgoing(app, pac2, cid2, "dos")]
+    failed: list[int] = []
+
+    def deadlock_once(_conn, _cursor, statement, parameters, _context, executemany):  # type: ignore[no-untyped-def]
+        if executemany and statement.startswith("INSERT") and not failed:
+            failed.append(len(parameters))
+            raise OperationalError(statement, parameters, MySQLError(1213, "Deadlock found"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", deadlock_once)
+        try:
+            outcomes = service.store_messages(batch)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", deadlock_once)
+    assert failed == [2]
+    assert [(o.created, o.mensaje.seq) for o in outcomes] == [(True, 1), (True, 1)]
+    with app.app_context():
+        assert db.session.query(Mensaje).count() == 2
+        assert db.session.get(Conversacion, cid).last_seq == 1
+
+
+class MySQLError(Exception):
+    """Stands for PyMySQL's error: its first argument is MySQL's error number."""

@@ -210,36 +210,32 @@ def _store_many(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
     A send that may not is answered Forbidden and the rest retried without it.
     A repeated clientId or a deadlock sends the batch one by one instead.
     """
-    outcomes: list[Sent | Exception | None] = [None] * len(batch)
+    outcomes: dict[int, Sent | Exception] = {}
     todo = list(range(len(batch)))
-    while todo:
-        now = utcnow()
-        db.session.execute(_claim_many([batch[i] for i in todo], now))
-        ids = sorted({batch[i].conversacion_id for i in todo})
-        rows = {r.id: r for r in db.session.execute(_READ_CLAIMED_MANY, {"cids": ids})}
-        refused = {i: _refusal(batch[i], rows.get(batch[i].conversacion_id)) for i in todo}
-        refused = {i: exc for i, exc in refused.items() if exc is not None}
-        if refused:
-            db.session.rollback()
-            for i, exc in refused.items():
-                outcomes[i] = exc
-            todo = [i for i in todo if i not in refused]
-            continue
-        sent = _number(batch, todo, rows, now)
-        try:
+    try:
+        while todo:
+            now = utcnow()
+            db.session.execute(_claim_many([batch[i] for i in todo], now))
+            ids = sorted({batch[i].conversacion_id for i in todo})
+            rows = {r.id: r for r in db.session.execute(_READ_CLAIMED_MANY, {"cids": ids})}
+            checked = {i: _refusal(batch[i], rows.get(batch[i].conversacion_id)) for i in todo}
+            refused = {i: exc for i, exc in checked.items() if exc is not None}
+            if refused:
+                db.session.rollback()
+                outcomes.update(refused)
+                todo = [i for i in todo if i not in refused]
+                continue
+            sent = _number(batch, todo, rows, now)
             db.session.execute(_INSERT_MENSAJE, [_columns(s.mensaje) for s in sent])
             db.session.commit()
-        except (IntegrityError, OperationalError) as exc:
-            if isinstance(exc, OperationalError) and not _is_deadlock(exc):
-                raise
-            db.session.rollback()
-            for i in todo:
-                outcomes[i] = _outcome(batch[i])
-            break
-        for i, s in zip(todo, sent, strict=True):
-            outcomes[i] = s
-        break
-    return [o if o is not None else RuntimeError("send left unanswered") for o in outcomes]
+            outcomes.update(zip(todo, sent, strict=True))
+            todo = []
+    except (IntegrityError, OperationalError) as exc:
+        if isinstance(exc, OperationalError) and not _is_deadlock(exc):
+            raise
+        db.session.rollback()
+        outcomes.update((i, _outcome(batch[i])) for i in todo)
+    return [outcomes[i] for i in range(len(batch))]
 
 
 def _claim_many(sends: list[Outgoing], now: datetime):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ def timestamp(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with milliseconds, as JavaScript's toISOString() writes it."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 def user(u: User) -> dict:
