@@ -42,14 +42,6 @@ app = create_app()
 
 if __name__ == "__main__":
     # eventlet's (or gevent's) own server: python wsgi.py
-    extra = {}
-    if _MODE == "eventlet":
-        # eventlet's WSGI server serves at most 1024 connections at once unless told.
-        extra["max_size"] = int(os.environ.get("MAX_CONNECTIONS", "10000"))
-    socketio.run(
-        app,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "5000")),
-        allow_unsafe_werkzeug=_MODE == "threading",
-        **extra,
-    )
+    from miaubloom.serving import run
+
+    run(app, socketio, _MODE)

@@ -63,14 +63,7 @@ def on_send(data: dict) -> dict:
 
 
 if __name__ == "__main__":
-    socketio.run(
-        app,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "5000")),
-        allow_unsafe_werkzeug=_MODE == "threading",
-        **(
-            {"max_size": int(os.environ.get("MAX_CONNECTIONS", "20000"))}
-            if _MODE == "eventlet"
-            else {}
-        ),
-    )
+    # Served exactly as the chat's `python wsgi.py` is (TCP_NODELAY, eventlet's max_size).
+    from miaubloom.serving import run
+
+    run(app, socketio, _MODE)
