@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -43,6 +44,11 @@ from miaubloom.observability import configure_logging  # noqa: E402
 
 configure_logging()
 app = create_app()
+# The app, its models and the libraries are built once and live for good: out of
+# the collector's sight, a full collection walks only what requests create
+# (100 ms pauses otherwise, the chat's p99).
+gc.collect()
+gc.freeze()
 
 if __name__ == "__main__":
     # eventlet's (or gevent's) own server: python wsgi.py

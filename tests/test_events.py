@@ -347,3 +347,15 @@ def test_non_member_receives_nothing_from_a_conversation(sockets, people, client
     assert len(events(b, "chat:message-received")) == 2  # the room did get it all
     for spy in spies:
         assert spy.get_received() == []
+
+
+def test_an_event_context_matches_a_route_and_leaves_no_cycle(app, client):
+    # Flask-SocketIO builds each event's request context from the connect
+    # request's environ (/socket.io/): its URL must match, or every event
+    # stores a NotFound with a traceback (a cycle for the collector).
+    with app.test_request_context("/socket.io/", query_string={"EIO": "4"}) as ctx:
+        assert ctx.request.routing_exception is None
+        assert ctx.request.endpoint == "socketio"
+    # Over HTTP, Engine.IO answers that path; anything that reaches Flask is a 404.
+    r = client.get("/socket.io")
+    assert (r.status_code, r.json["code"]) == (404, "not_found")
