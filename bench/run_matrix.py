@@ -291,7 +291,7 @@ def main() -> int:
     """Parse the arguments and run the matrix (or serve)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("cmd", nargs="?", default="matrix", choices=["matrix", "serve"])
-    ap.add_argument("--modes", default="gevent,eventlet,threading")
+    ap.add_argument("--modes", default="gevent,eventlet,threading", help="'none': no load cells")
     ap.add_argument("--dbs", default="mariadb,sqlite")
     ap.add_argument("--procs", default="1,2", help="server processes per cell")
     ap.add_argument("--dbs2", default="mariadb", help="databases of the multi-process cells")
@@ -348,7 +348,7 @@ def main() -> int:
             for mode in a.idle_modes.split(","):
                 idles.append(idle(mode, a, work, log))
                 write_results(Path(a.out), info, a, rows, idles, big, log, started)
-        for mode in a.modes.split(","):
+        for mode in (m for m in a.modes.split(",") if m not in ("", "none")):
             for procs in (int(p) for p in a.procs.split(",")):
                 rows += cell(mode, procs, a.dbs.split(","), a, work, log)
                 write_results(Path(a.out), info, a, rows, idles, big, log, started)
