@@ -107,8 +107,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 def _init_socketio(app: Flask, config: Config) -> None:
     """Bind Socket.IO with the configured async mode and queue, and add the namespace."""
+    from .chat import service
     from .chat.cluster import presence_for
     from .chat.events import ChatNamespace
+    from .chat.group_commit import GroupCommit
     from .security.origins import socketio_origins
 
     origins = socketio_origins(app.config["ALLOWED_ORIGINS"])
@@ -130,6 +132,8 @@ def _init_socketio(app: Flask, config: Config) -> None:
     )
     state = ChatState(presence_for(app), Typing(app.config["TYPING_TIMEOUT"]))
     app.extensions["miaubloom"] = state
+    # Both transports' sends go through one coordinator per app (group commit).
+    app.extensions["miaubloom.sends"] = GroupCommit(service.store_messages, service.MAX_BATCH)
     namespace = ChatNamespace("/", state.presence, state.typing)
     socketio.on_namespace(observability.instrument(app, namespace))
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 
@@ -24,7 +25,6 @@ from ..models import (
     new_id,
     utcnow,
 )
-from .group_commit import GroupCommit
 
 CLOSED = "Conversación cerrada"
 NOT_MEMBER = "No perteneces a esta conversación"
@@ -149,75 +149,29 @@ def send_message(
     Sends that arrive while another transaction runs are stored together in
     the next one (chat/group_commit.py): each still gets its own outcome.
     """
-    sends = current_app.extensions.get("miaubloom.sends")
-    if sends is None:
-        sends = current_app.extensions.setdefault(
-            "miaubloom.sends", GroupCommit(store_messages, MAX_BATCH)
-        )
+    sends = current_app.extensions["miaubloom.sends"]
     return sends.submit(Outgoing(caller, conversacion_id, contenido, client_id))
 
 
 def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
-    """Store a batch of sends in one transaction; each send's Sent, or its error."""
-    observability.sends_batched(len(batch))
-    try:
-        if len(batch) == 1:
-            return [_outcome(batch[0])]
-        return _store_many(batch)
-    except Exception:
-        db.session.rollback()
-        raise
+    """Store sends in one transaction: UPDATE, SELECT, INSERT for all of them, one COMMIT.
 
-
-def _outcome(out: Outgoing) -> Sent | Exception:
-    """One send in its own transaction, its error returned rather than raised."""
-    try:
-        return _store_one(out)
-    except Exception as exc:
-        db.session.rollback()
-        return exc
-
-
-def _store_one(out: Outgoing) -> Sent:
-    """One send: UPDATE (claim the seq), SELECT, INSERT, COMMIT."""
-    caller, conversacion_id, client_id = out.caller, out.conversacion_id, out.client_id
-    try:
-        conv = _claim_next_seq(caller, conversacion_id)
-        mensaje = _new_mensaje(out, conv.id, conv.last_seq, conv.updated_at)
-        # Neither object is in the session: the commit expires nothing, so
-        # announcing the message reads no row back.
-        db.session.execute(_INSERT_MENSAJE, _columns(mensaje))
-        db.session.commit()
-        return Sent(mensaje, conv, created=True)
-    except IntegrityError:
-        db.session.rollback()
-        repeated = _by_client_id(caller, conversacion_id, client_id)
-        if repeated is None:
-            raise
-        conv = member_conversation(caller, conversacion_id)
-        # A batch's leader may roll back for the next send, which would expire
-        # them under the caller they belong to: hand them over detached.
-        db.session.expunge(repeated)
-        db.session.expunge(conv)
-        return Sent(repeated, conv, created=False)
-
-
-def _store_many(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
-    """Several sends in one transaction: UPDATE, SELECT, INSERT for all of them, one COMMIT.
-
-    The UPDATE claims every conversation's seqs at once (row locks in primary
-    key order, SQLite's write lock); the SELECT then shows who may send where.
-    A send that may not is answered Forbidden and the rest retried without it.
-    A repeated clientId or a deadlock sends the batch one by one instead.
+    The UPDATE comes first and claims every conversation's seqs at once, so
+    the row locks (in primary-key order; SQLite's write lock) are held before
+    anything is read, and a rollback hands the seqs back: no gaps. The SELECT
+    then shows who may send where: a send that may not is answered Forbidden
+    and the rest retried without it. A repeated clientId answers the stored
+    message; in a batch of several, it or a deadlock stores them one by one.
     """
+    observability.sends_batched(len(batch))
     outcomes: dict[int, Sent | Exception] = {}
     todo = list(range(len(batch)))
     try:
         while todo:
             now = utcnow()
-            db.session.execute(_claim_many([batch[i] for i in todo], now))
-            ids = sorted({batch[i].conversacion_id for i in todo})
-            rows = {r.id: r for r in db.session.execute(_READ_CLAIMED_MANY, {"cids": ids})}
+            ids, params = _claim_params([batch[i] for i in todo], now)
+            db.session.execute(_claim(len(ids)), params)
+            rows = {r.id: r for r in db.session.execute(_READ_CLAIMED, {"cids": ids})}
             checked = {i: _refusal(batch[i], rows.get(batch[i].conversacion_id)) for i in todo}
             refused = {i: exc for i, exc in checked.items() if exc is not None}
             if refused:
@@ -226,43 +180,61 @@ def _store_many(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
                 todo = [i for i in todo if i not in refused]
                 continue
             sent = _number(batch, todo, rows, now)
+            # Neither the messages nor their conversations are in the session:
+            # the commit expires nothing, so announcing them reads no row back.
             db.session.execute(_INSERT_MENSAJE, [_columns(s.mensaje) for s in sent])
             db.session.commit()
             outcomes.update(zip(todo, sent, strict=True))
             todo = []
     except (IntegrityError, OperationalError) as exc:
-        if isinstance(exc, OperationalError) and not _is_deadlock(exc):
-            raise
         db.session.rollback()
-        outcomes.update((i, _outcome(batch[i])) for i in todo)
+        if len(batch) == 1 and isinstance(exc, IntegrityError):
+            return [_stored_already(batch[0], exc)]
+        if len(batch) == 1 or (isinstance(exc, OperationalError) and not _is_deadlock(exc)):
+            raise
+        outcomes.update((i, _alone(batch[i])) for i in todo)
+    except Exception:
+        db.session.rollback()
+        raise
     return [outcomes[i] for i in range(len(batch))]
 
 
-def _claim_many(sends: list[Outgoing], now: datetime):  # type: ignore[no-untyped-def]
-    """One UPDATE taking each conversation's next seqs and counting them unread."""
-    total: dict[str, int] = {}
-    to_paciente: dict[str, int] = {}
-    to_psicologo: dict[str, int] = {}
-    for out in sends:
-        cid = out.conversacion_id
-        total[cid] = total.get(cid, 0) + 1
-        unread = to_paciente if out.caller.is_psicologo else to_psicologo
-        unread[cid] = unread.get(cid, 0) + 1
-    c = _CONV.c
+def _alone(out: Outgoing) -> Sent | Exception:
+    """One send of a batch in its own transaction, its error returned rather than raised."""
+    try:
+        return store_messages([out])[0]
+    except Exception as exc:
+        db.session.rollback()
+        return exc
 
-    def plus(col, counts: dict[str, int]):  # type: ignore[no-untyped-def]
-        return col + case(counts, value=c.id, else_=0) if counts else col
 
-    return (
-        update(_CONV)
-        .where(c.id.in_(sorted(total)))
-        .values(
-            last_seq=plus(c.last_seq, total),
-            no_leidos_paciente=plus(c.no_leidos_paciente, to_paciente),
-            no_leidos_psicologo=plus(c.no_leidos_psicologo, to_psicologo),
-            updated_at=now,
-        )
-    )
+def _stored_already(out: Outgoing, conflict: IntegrityError) -> Sent:
+    """The caller's message already stored under this clientId; the conflict if none is."""
+    repeated = _by_client_id(out.caller, out.conversacion_id, out.client_id)
+    if repeated is None:
+        raise conflict
+    conv = member_conversation(out.caller, out.conversacion_id)
+    # The batch's leader may roll back for the next send, which would expire
+    # them under the caller they belong to: hand them over detached.
+    db.session.expunge(repeated)
+    db.session.expunge(conv)
+    return Sent(repeated, conv, created=False)
+
+
+def _claim_params(sends: list[Outgoing], now: datetime) -> tuple[list[str], dict]:
+    """The conversations the sends go to (sorted), and _claim's parameters for them."""
+    ids = sorted({out.conversacion_id for out in sends})
+    params: dict = {"now": now}
+    for k, cid in enumerate(ids):
+        mine = [out for out in sends if out.conversacion_id == cid]
+        by_psicologo = sum(1 for out in mine if out.caller.is_psicologo)
+        params |= {
+            f"c{k}": cid,
+            f"n{k}": len(mine),
+            f"pac{k}": by_psicologo,  # unread by the patient
+            f"psi{k}": len(mine) - by_psicologo,  # unread by the psychologist
+        }
+    return ids, params
 
 
 def _refusal(out: Outgoing, row) -> Forbidden | None:  # type: ignore[no-untyped-def]
@@ -325,52 +297,42 @@ _PERFIL = PerfilPaciente.__table__
 _INSERT_MENSAJE = insert(Mensaje.__table__)
 
 
-def _claim(member: str, unread: str):  # type: ignore[no-untyped-def]
-    """UPDATE taking the next seq, if the caller (bound as uid) is this member."""
+@functools.cache
+def _claim(conversations: int):  # type: ignore[no-untyped-def]
+    """UPDATE taking the next seqs of that many conversations and counting them unread.
+
+    Built once per count: conversation k is bound as ck, its new messages as
+    nk, and those unread by the patient and by the psychologist as pack, psik.
+    """
+    c = _CONV.c
+    ids = range(conversations)
+
+    def plus(column, name: str):  # type: ignore[no-untyped-def]
+        whens = [(c.id == bindparam(f"c{k}"), bindparam(f"{name}{k}", type_=Integer)) for k in ids]
+        return column + case(*whens, else_=0)
+
     return (
         update(_CONV)
-        .where(_CONV.c.id == bindparam("cid"), _CONV.c[member] == bindparam("uid"))
+        .where(c.id.in_([bindparam(f"c{k}") for k in ids]))
         .values(
-            {
-                "last_seq": _CONV.c.last_seq + 1,
-                "updated_at": bindparam("now"),
-                unread: _CONV.c[unread] + 1,
-            }
+            last_seq=plus(c.last_seq, "n"),
+            no_leidos_paciente=plus(c.no_leidos_paciente, "pac"),
+            no_leidos_psicologo=plus(c.no_leidos_psicologo, "psi"),
+            updated_at=bindparam("now"),
         )
     )
 
 
-_CLAIM_AS_PSICOLOGO = _claim("psicologo_id", "no_leidos_paciente")
-_CLAIM_AS_PACIENTE = _claim("paciente_id", "no_leidos_psicologo")
-_READ_CLAIMED_ALL = select(_CONV, _PERFIL.c.psicologo_asignado_id.label("asignado")).outerjoin(
-    _PERFIL, _PERFIL.c.user_id == _CONV.c.paciente_id
+_READ_CLAIMED = (
+    select(_CONV, _PERFIL.c.psicologo_asignado_id.label("asignado"))
+    .outerjoin(_PERFIL, _PERFIL.c.user_id == _CONV.c.paciente_id)
+    .where(_CONV.c.id.in_(bindparam("cids", expanding=True)))
 )
-_READ_CLAIMED = _READ_CLAIMED_ALL.where(_CONV.c.id == bindparam("cid"))
-_READ_CLAIMED_MANY = _READ_CLAIMED_ALL.where(_CONV.c.id.in_(bindparam("cids", expanding=True)))
 
 
 def _columns(row: Mensaje) -> dict:
     """A transient model's column values, for a Core INSERT."""
     return {c.key: getattr(row, c.key) for c in Mensaje.__table__.columns}
-
-
-def _claim_next_seq(caller: Caller, conversacion_id: str) -> Conversacion:
-    """Take the next seq under the conversation's row lock, and count it unread.
-
-    The UPDATE comes first so the lock is held (and SQLite's write lock taken)
-    before anything is read; a rollback returns the seq, so seqs have no gaps.
-    The conversation comes back as a transient object, outside the session.
-    """
-    claim = _CLAIM_AS_PSICOLOGO if caller.is_psicologo else _CLAIM_AS_PACIENTE
-    params = {"cid": conversacion_id, "uid": caller.user_id, "now": utcnow()}
-    if not db.session.execute(claim, params).rowcount:
-        db.session.rollback()
-        raise Forbidden(NOT_MEMBER)
-    row = db.session.execute(_READ_CLAIMED, {"cid": conversacion_id}).one()._mapping
-    if row["asignado"] != row["psicologo_id"]:
-        db.session.rollback()
-        raise Forbidden(CLOSED)
-    return Conversacion(**{c.key: row[c] for c in _CONV.columns})
 
 
 def _by_client_id(caller: Caller, conversacion_id: str, client_id: str | None) -> Mensaje | None:
