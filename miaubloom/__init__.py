@@ -111,14 +111,17 @@ def _init_socketio(app: Flask, config: Config) -> None:
     from .chat.cluster import presence_for
     from .chat.events import ChatNamespace
     from .chat.group_commit import GroupCommit
+    from .chat.relay import client_manager
     from .security.origins import socketio_origins
 
     origins = socketio_origins(app.config["ALLOWED_ORIGINS"])
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"] or None,
-        channel=app.config["SOCKETIO_CHANNEL"],
+        # Chosen here on every init_app: Flask-SocketIO would keep an earlier app's.
+        client_manager=client_manager(
+            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"]
+        ),
         cors_allowed_origins=origins,
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
     )

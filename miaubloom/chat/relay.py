@@ -1,0 +1,75 @@
+"""The Redis relay between processes: emits waiting behind a publish share the next one.
+
+python-socketio's RedisManager publishes every emit in a round trip of its
+own, paid by the event that emits; a chat message makes three. Here the first
+emitter publishes, and emits made while its round trip runs wait in an outbox
+that it then publishes in one pipeline: one round trip for all of them, in
+the order they were made. A lone emit (the CLI's, say) is published before
+emit() returns, as before. Delivery is what Socket.IO's queue always gave:
+emit() does not wait for the other processes, and a client that missed an
+event catches up with chat:sync.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import socketio
+
+# More than this many waiting emits go in the next round trip.
+MAX_PIPELINE = 256
+
+
+class PipelinedRedisManager(socketio.RedisManager):
+    """RedisManager whose publishes made during another one go out together after it."""
+
+    def __init__(self, url: str, channel: str, write_only: bool = False) -> None:
+        """Relay on the Redis at url, on channel, as RedisManager does."""
+        super().__init__(url, channel=channel, write_only=write_only)
+        self._outbox: deque[dict[str, Any]] = deque()
+        self._publishing = threading.Lock()
+        self.round_trips = 0
+
+    def _publish(self, data: dict[str, Any]) -> None:
+        """Queue a message; publish the queue unless another caller is publishing it."""
+        self._outbox.append(data)
+        # A message queued while the publisher releases is seen by this re-check.
+        while self._outbox and self._publishing.acquire(blocking=False):
+            try:
+                while self._outbox:
+                    n = min(len(self._outbox), MAX_PIPELINE)
+                    self._publish_all([self._outbox.popleft() for _ in range(n)])
+            finally:
+                self._publishing.release()
+
+    def _publish_all(self, messages: list[dict[str, Any]]) -> None:
+        """Publish messages in one round trip; reconnect and retry once, as RedisManager does."""
+        payloads = [self.json.dumps(m) for m in messages]
+        for retries_left in (1, 0):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                pipe = self.redis.pipeline(transaction=False)
+                for payload in payloads:
+                    pipe.publish(self.channel, payload)
+                pipe.execute()
+                self.round_trips += 1
+                return
+            except Exception as exc:
+                giving_up = "giving up" if retries_left == 0 else "retrying"
+                self._get_logger().error(
+                    f"Cannot publish {len(payloads)} message(s) to redis... {giving_up}",
+                    extra={"redis_exception": str(exc)},
+                )
+                self.connected = False
+
+
+def client_manager(url: str | None, channel: str) -> socketio.Manager:
+    """This process's rooms alone without a queue; the relay on Redis; Kombu for other URLs."""
+    if not url:
+        return socketio.Manager()
+    if url.startswith(("redis://", "rediss://")):
+        return PipelinedRedisManager(url, channel=channel)
+    return socketio.KombuManager(url, channel=channel)

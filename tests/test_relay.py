@@ -1,0 +1,90 @@
+"""The Redis relay: a lone emit is published at once; emits made meanwhile share a round trip."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+import redis
+
+from miaubloom.chat.relay import PipelinedRedisManager
+
+from .cluster import REDIS_URL
+from .live import free_port
+
+
+def emit(n: int) -> dict:
+    """A message as PubSubManager.emit hands it to _publish."""
+    return {"method": "emit", "event": "chat:test", "data": [n], "room": "r", "host_id": "h"}
+
+
+@pytest.fixture
+def channel():  # type: ignore[no-untyped-def]
+    """A fresh channel on the shared Redis and a subscriber to it."""
+    name = f"miaubloom-relay-test-{uuid.uuid4().hex[:10]}"
+    client = redis.Redis.from_url(REDIS_URL)
+    sub = client.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(name)
+    sub.get_message(timeout=1)  # the subscribe confirmation
+    yield name, sub
+    sub.close()
+    client.close()
+
+
+def received(sub, count: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """The data of the next count messages on the channel (2 s each at most)."""
+    out = []
+    for _ in range(count):
+        msg = sub.get_message(timeout=2)
+        assert msg is not None, f"only {out} arrived"
+        out.append(json.loads(msg["data"])["data"][0])
+    return out
+
+
+def test_a_lone_emit_is_published_before_publish_returns(channel) -> None:  # type: ignore[no-untyped-def]
+    name, sub = channel
+    relay = PipelinedRedisManager(REDIS_URL, channel=name)
+    relay._publish(emit(1))
+    assert relay.round_trips == 1
+    assert received(sub, 1) == [1]
+    relay._publish(emit(2))
+    assert relay.round_trips == 2
+    assert received(sub, 1) == [2]
+
+
+def test_emits_made_during_a_publish_go_in_the_next_round_trip_in_order(channel) -> None:  # type: ignore[no-untyped-def]
+    name, sub = channel
+    relay = PipelinedRedisManager(REDIS_URL, channel=name)
+    batches: list[list[int]] = []
+    in_flight, release = threading.Event(), threading.Event()
+    publish_all = relay._publish_all
+
+    def slow_publish_all(messages: list[dict]) -> None:
+        batches.append([m["data"][0] for m in messages])
+        if len(batches) == 1:
+            in_flight.set()
+            assert release.wait(5)
+        publish_all(messages)
+
+    relay._publish_all = slow_publish_all  # type: ignore[method-assign]
+    first = threading.Thread(target=relay._publish, args=(emit(0),))
+    first.start()
+    assert in_flight.wait(5)
+    for n in range(1, 11):
+        relay._publish(emit(n))  # returns at once: the first caller publishes it
+    assert batches == [[0]]
+    release.set()
+    first.join(5)
+    assert batches == [[0], list(range(1, 11))]
+    assert relay.round_trips == 2
+    assert received(sub, 11) == list(range(11))
+
+
+def test_with_redis_down_an_emit_is_dropped_and_logged_not_raised(caplog) -> None:  # type: ignore[no-untyped-def]
+    relay = PipelinedRedisManager(f"redis://127.0.0.1:{free_port()}/0", channel="nobody")
+    relay._publish(emit(1))
+    assert relay.round_trips == 0
+    assert not relay._outbox
+    assert "Cannot publish 1 message(s) to redis... giving up" in caplog.text
