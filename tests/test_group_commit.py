@@ -22,25 +22,34 @@ CALLERS = 12
 
 
 class Recorder:
-    """A run_batch that doubles numbers, refuses negatives, and remembers its batches."""
+    """A run_batch that doubles numbers, refuses negatives, and remembers its batches.
 
-    def __init__(self, first_batch_seconds: float = 0.2) -> None:
+    With hold_first, the first batch runs until `release` is set, so that the
+    other callers arrive while it runs.
+    """
+
+    def __init__(self, hold_first: bool = True) -> None:
         self.batches: list[list[int]] = []
-        self.first_batch_seconds = first_batch_seconds
+        self.hold_first = hold_first
+        self.running, self.release = threading.Event(), threading.Event()
         self.fail_next = False
 
     def __call__(self, items: Sequence[int]) -> list[int | BaseException]:
         self.batches.append(list(items))
-        if len(self.batches) == 1:
-            time.sleep(self.first_batch_seconds)  # the others queue up meanwhile
+        if len(self.batches) == 1 and self.hold_first:
+            self.running.set()
+            assert self.release.wait(10), "the test never released the first batch"
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("database gone")
         return [ValueError(f"negative {i}") if i < 0 else i * 2 for i in items]
 
 
-def _submit_from_threads(group: GroupCommit, items: list[int]) -> dict[int, object]:
-    """Submit each item from its own thread, the first a little ahead; item -> outcome."""
+def _submit_from_threads(group: GroupCommit, run: Recorder, items: list[int]) -> dict[int, object]:
+    """Submit each item from its own thread; with run.hold_first, the rest queue behind the first.
+
+    Returns item -> outcome.
+    """
     outcomes: dict[int, object] = {}
 
     def one(item: int) -> None:
@@ -51,9 +60,16 @@ def _submit_from_threads(group: GroupCommit, items: list[int]) -> dict[int, obje
 
     threads = [threading.Thread(target=one, args=(i,)) for i in items]
     threads[0].start()
-    time.sleep(0.05)  # the first leads; the rest arrive while its batch runs
+    if run.hold_first:
+        assert run.running.wait(10), "the first caller did not lead"
     for t in threads[1:]:
         t.start()
+    if run.hold_first:
+        deadline = time.monotonic() + 10
+        while group.waiting < len(items) - 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert group.waiting == len(items) - 1, "callers did not queue behind the first"
+        run.release.set()
     for t in threads:
         t.join(timeout=10)
     assert not any(t.is_alive() for t in threads), "a caller hung"
@@ -64,39 +80,39 @@ def test_callers_that_arrive_during_a_batch_share_the_next_one():
     run = Recorder()
     group = GroupCommit(run, max_batch=100)
     items = list(range(1, CALLERS + 1))
-    outcomes = _submit_from_threads(group, items)
+    outcomes = _submit_from_threads(group, run, items)
     assert outcomes == {i: i * 2 for i in items}
     assert run.batches[0] == [1]
-    assert sorted(i for b in run.batches[1:] for i in b) == items[1:]
-    assert len(run.batches) < CALLERS, run.batches  # some batch held more than one caller
+    assert len(run.batches) == 2, run.batches  # everyone who waited went in one batch
+    assert sorted(run.batches[1]) == items[1:]
     assert group.waiting == 0
 
 
 def test_a_batch_never_exceeds_its_maximum():
     run = Recorder()
     group = GroupCommit(run, max_batch=3)
-    outcomes = _submit_from_threads(group, list(range(1, CALLERS + 1)))
-    assert len(outcomes) == CALLERS
-    assert max(len(b) for b in run.batches) <= 3
+    outcomes = _submit_from_threads(group, run, list(range(1, CALLERS + 1)))
+    assert outcomes == {i: i * 2 for i in range(1, CALLERS + 1)}
+    assert [len(b) for b in run.batches] == [1, 3, 3, 3, 2], run.batches
 
 
 def test_one_callers_error_is_that_callers_alone():
     run = Recorder()
     group = GroupCommit(run, max_batch=100)
     items = [1, 2, -3, 4, 5]
-    outcomes = _submit_from_threads(group, items)
+    outcomes = _submit_from_threads(group, run, items)
     assert isinstance(outcomes[-3], ValueError)
     assert {i: outcomes[i] for i in (1, 2, 4, 5)} == {1: 2, 2: 4, 4: 8, 5: 10}
 
 
 def test_a_failed_batch_fails_its_callers_and_the_next_batch_runs():
-    run = Recorder(first_batch_seconds=0)
+    run = Recorder(hold_first=False)
     group = GroupCommit(run, max_batch=100)
     run.fail_next = True
     with pytest.raises(ConnectionError):
         group.submit(1)
     assert group.submit(2) == 4  # not stuck "busy" after the failure
-    outcomes = _submit_from_threads(group, [5, 6, 7])
+    outcomes = _submit_from_threads(group, run, [5, 6, 7])
     assert outcomes == {5: 10, 6: 12, 7: 14}
 
 
