@@ -264,6 +264,8 @@ def write_results(path: Path, info: dict, a: argparse.Namespace, rows: list[dict
 
 
 def _interrupt(*_: object) -> None:
+    # Once: a second SIGTERM (timeout(1) forwards one too) would break off the cleanup.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
