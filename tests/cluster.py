@@ -17,6 +17,14 @@ from .live import LiveServer, free_port
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def redis_up() -> bool:
+    """Whether the tests' Redis answers."""
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
 def queue_settings(redis_url: str = REDIS_URL, **extra: str) -> dict[str, str]:
     """Settings for servers that share a Redis queue on a channel and prefix of their own."""
     tag = uuid.uuid4().hex[:10]

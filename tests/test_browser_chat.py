@@ -53,6 +53,17 @@ def logged_in(page: Page, who: Person, path: str = "/") -> Page:
     return page
 
 
+def chatting(browsers, pac: Person, psi: Person) -> tuple[Page, Page]:  # type: ignore[no-untyped-def]
+    """The patient (on a phone) and the psychologist, logged in, in their chat, connected."""
+    paciente = logged_in(browsers("paciente", PHONE), pac)
+    psicologo = logged_in(browsers("psicologo"), psi)
+    paciente.choose("Psicólogo")
+    psicologo.choose("Paciente")
+    for page in (paciente, psicologo):
+        page.wait("the socket", lambda page=page: page.connection == "online")
+    return paciente, psicologo
+
+
 def assert_clean(*pages: Page) -> None:
     """No script errors, CSP violations or failed requests in any window."""
     for page in pages:
@@ -147,12 +158,7 @@ def test_two_people_chat_in_the_browser(browsers, live_people: People) -> None:
 def test_reconnect_catches_up_without_doubles(browsers, live_server, start_server, live_people):
     psi, pac, cid = live_people.pair()
     live_people.send(psi, cid, "antes del corte")
-    paciente = logged_in(browsers("paciente", PHONE), pac)
-    psicologo = logged_in(browsers("psicologo"), psi)
-    paciente.choose("Psicólogo")
-    psicologo.choose("Paciente")
-    for page in (paciente, psicologo):
-        page.wait("the socket", lambda page=page: page.connection == "online")
+    paciente, psicologo = chatting(browsers, pac, psi)
 
     live_server.stop()
     for page in (paciente, psicologo):
@@ -199,12 +205,7 @@ def test_an_unanswered_send_is_retried_with_its_client_id(browsers, live_server,
     """The server freezes (SIGSTOP): the ack times out, the page sends again with the same
     clientId, and once the server resumes the message exists and shows exactly once."""
     psi, pac, cid = live_people.pair()
-    paciente = logged_in(browsers("paciente", PHONE), pac)
-    psicologo = logged_in(browsers("psicologo"), psi)
-    paciente.choose("Psicólogo")
-    psicologo.choose("Paciente")
-    for page in (paciente, psicologo):
-        page.wait("the socket", lambda page=page: page.connection == "online")
+    paciente, psicologo = chatting(browsers, pac, psi)
 
     os.killpg(live_server.process.pid, signal.SIGSTOP)
     try:

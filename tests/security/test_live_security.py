@@ -8,16 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-import redis
 import requests
 import socketio
 
+from ..cluster import REDIS_URL, redis_up
 from ..conftest import People
 from ..live import SECRET, RemoteClient
 
 pytestmark = pytest.mark.server
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 EVIL = "http://evil.example"
 
 
@@ -143,14 +142,7 @@ def test_connections_are_limited_per_address(start_server, remote_people):
     _close(first, second)
 
 
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
+@pytest.mark.skipif(not redis_up(), reason="needs the tests' Redis (TEST_REDIS_URL)")
 def test_logout_ends_sockets_in_every_process(start_server, remote_people):
     channel = f"test-{uuid.uuid4().hex[:12]}"
     env = {"SOCKETIO_MESSAGE_QUEUE": REDIS_URL, "SOCKETIO_CHANNEL": channel}

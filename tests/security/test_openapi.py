@@ -22,6 +22,17 @@ CHECKS = [
 ]
 
 
+def _examples(n: int) -> settings:
+    """n reproducible examples, however slow the app, with no example database."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+
+
 def test_openapi_describes_every_api_route(client):
     r = client.get("/api/openapi.json")
     assert r.status_code == 200
@@ -59,13 +70,7 @@ def test_the_app_honours_its_description(make_app, method, path):
         strategy = strategy | operation.as_strategy(GenerationMode.NEGATIVE)
 
     @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
+    @_examples(EXAMPLES)
     def honours(case):  # type: ignore[no-untyped-def]
         case.call_and_validate(checks=CHECKS, headers=auth)
 
@@ -84,13 +89,7 @@ def test_the_live_server_honours_its_description(live_server, live_people):
         operation = schema[op.path][op.method.upper()]
 
         @given(case=operation.as_strategy(GenerationMode.POSITIVE))
-        @settings(
-            max_examples=8,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
+        @_examples(8)
         def honours(case):  # type: ignore[no-untyped-def]
             case.call_and_validate(checks=CHECKS, headers=auth)
 

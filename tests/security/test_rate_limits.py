@@ -9,10 +9,9 @@ import redis
 
 from miaubloom.security.ratelimit import storage_uri
 
+from ..cluster import REDIS_URL, redis_up
 from ..conftest import PASSWORD
 from .conftest import errors_of, people_of, row_counts, socket
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _assert_limited(response) -> None:  # type: ignore[no-untyped-def]
@@ -152,14 +151,7 @@ def test_storage_follows_the_configuration():
     )
 
 
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
+@pytest.mark.skipif(not redis_up(), reason="needs the tests' Redis (TEST_REDIS_URL)")
 def test_budgets_are_shared_through_redis(make_app):
     # Two apps stand for two processes: one Redis, one budget per user.
     prefix = f"test-{uuid.uuid4().hex[:12]}"
