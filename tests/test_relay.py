@@ -8,8 +8,12 @@ import uuid
 
 import pytest
 import redis
+import socketio
 
+from config import TestConfig
+from miaubloom import create_app
 from miaubloom.chat.relay import PipelinedRedisManager
+from miaubloom.extensions import socketio as app_socketio
 
 from .cluster import REDIS_URL
 from .live import free_port
@@ -61,12 +65,12 @@ def test_emits_made_during_a_publish_go_in_the_next_round_trip_in_order(channel)
     in_flight, release = threading.Event(), threading.Event()
     publish_all = relay._publish_all
 
-    def slow_publish_all(messages: list[dict]) -> None:
-        batches.append([m["data"][0] for m in messages])
+    def slow_publish_all(payloads: list[str]) -> None:
+        batches.append([json.loads(p)["data"][0] for p in payloads])
         if len(batches) == 1:
             in_flight.set()
             assert release.wait(5)
-        publish_all(messages)
+        publish_all(payloads)
 
     relay._publish_all = slow_publish_all  # type: ignore[method-assign]
     first = threading.Thread(target=relay._publish, args=(emit(0),))
@@ -88,3 +92,37 @@ def test_with_redis_down_an_emit_is_dropped_and_logged_not_raised(caplog) -> Non
     assert relay.round_trips == 0
     assert not relay._outbox
     assert "Cannot publish 1 message(s) to redis... giving up" in caplog.text
+
+
+def test_a_message_that_cannot_be_encoded_fails_its_own_emit_only(channel) -> None:  # type: ignore[no-untyped-def]
+    name, sub = channel
+    relay = PipelinedRedisManager(REDIS_URL, channel=name)
+    in_flight, release = threading.Event(), threading.Event()
+    publish_all = relay._publish_all
+
+    def held_publish_all(payloads: list[str]) -> None:
+        if not in_flight.is_set():
+            in_flight.set()
+            assert release.wait(5)
+        publish_all(payloads)
+
+    relay._publish_all = held_publish_all  # type: ignore[method-assign]
+    first = threading.Thread(target=relay._publish, args=(emit(0),))
+    first.start()
+    assert in_flight.wait(5)
+    relay._publish(emit(1))  # waits behind the first
+    with pytest.raises(TypeError):
+        relay._publish({**emit(2), "data": [object()]})  # fails here, not in the batch
+    release.set()
+    first.join(5)
+    assert received(sub, 2) == [0, 1]
+
+
+def test_the_app_relays_through_redis_only_when_a_queue_is_set(database_url) -> None:  # type: ignore[no-untyped-def]
+    queued = TestConfig(database_url)
+    queued.SOCKETIO_MESSAGE_QUEUE = REDIS_URL
+    create_app(queued)
+    assert isinstance(app_socketio.server.manager, PipelinedRedisManager)
+    # The next app without a queue does not inherit the previous one's relay.
+    create_app(TestConfig(database_url))
+    assert type(app_socketio.server.manager) is socketio.Manager

@@ -28,13 +28,14 @@ class PipelinedRedisManager(socketio.RedisManager):
     def __init__(self, url: str, channel: str, write_only: bool = False) -> None:
         """Relay on the Redis at url, on channel, as RedisManager does."""
         super().__init__(url, channel=channel, write_only=write_only)
-        self._outbox: deque[dict[str, Any]] = deque()
+        self._outbox: deque[str] = deque()
         self._publishing = threading.Lock()
         self.round_trips = 0
 
     def _publish(self, data: dict[str, Any]) -> None:
         """Queue a message; publish the queue unless another caller is publishing it."""
-        self._outbox.append(data)
+        # Encoded by its caller, so a message that cannot be encoded fails that emit alone.
+        self._outbox.append(self.json.dumps(data))
         # A message queued while the publisher releases is seen by this re-check.
         while self._outbox and self._publishing.acquire(blocking=False):
             try:
@@ -44,9 +45,8 @@ class PipelinedRedisManager(socketio.RedisManager):
             finally:
                 self._publishing.release()
 
-    def _publish_all(self, messages: list[dict[str, Any]]) -> None:
-        """Publish messages in one round trip; reconnect and retry once, as RedisManager does."""
-        payloads = [self.json.dumps(m) for m in messages]
+    def _publish_all(self, payloads: list[str]) -> None:
+        """Publish encoded messages in one round trip; reconnect and retry once, as RedisManager does."""
         for retries_left in (1, 0):
             try:
                 if not self.connected:
@@ -67,9 +67,7 @@ class PipelinedRedisManager(socketio.RedisManager):
 
 
 def client_manager(url: str | None, channel: str) -> socketio.Manager:
-    """This process's rooms alone without a queue; the relay on Redis; Kombu for other URLs."""
+    """This process's rooms alone without a queue; with one (a Redis, as presence needs), the relay."""
     if not url:
         return socketio.Manager()
-    if url.startswith(("redis://", "rediss://")):
-        return PipelinedRedisManager(url, channel=channel)
-    return socketio.KombuManager(url, channel=channel)
+    return PipelinedRedisManager(url, channel=channel)
