@@ -47,6 +47,30 @@ def received(sub, count: int) -> list[int]:  # type: ignore[no-untyped-def]
     return out
 
 
+class HeldPublish:
+    """Wraps a relay's _publish_all: records each round trip's messages, holds the first."""
+
+    def __init__(self, relay: PipelinedRedisManager) -> None:
+        self.batches: list[list[int]] = []
+        self.in_flight, self.release = threading.Event(), threading.Event()
+        self._publish_all = relay._publish_all
+        relay._publish_all = self  # type: ignore[method-assign]
+
+    def __call__(self, payloads: list[str]) -> None:
+        self.batches.append([json.loads(p)["data"][0] for p in payloads])
+        if len(self.batches) == 1:
+            self.in_flight.set()
+            assert self.release.wait(5)
+        self._publish_all(payloads)
+
+    def start(self, relay: PipelinedRedisManager, message: dict) -> threading.Thread:
+        """Publish message from another thread; return once its round trip is held."""
+        first = threading.Thread(target=relay._publish, args=(message,))
+        first.start()
+        assert self.in_flight.wait(5)
+        return first
+
+
 def test_a_lone_emit_is_published_before_publish_returns(channel) -> None:  # type: ignore[no-untyped-def]
     name, sub = channel
     relay = PipelinedRedisManager(REDIS_URL, channel=name)
@@ -61,27 +85,14 @@ def test_a_lone_emit_is_published_before_publish_returns(channel) -> None:  # ty
 def test_emits_made_during_a_publish_go_in_the_next_round_trip_in_order(channel) -> None:  # type: ignore[no-untyped-def]
     name, sub = channel
     relay = PipelinedRedisManager(REDIS_URL, channel=name)
-    batches: list[list[int]] = []
-    in_flight, release = threading.Event(), threading.Event()
-    publish_all = relay._publish_all
-
-    def slow_publish_all(payloads: list[str]) -> None:
-        batches.append([json.loads(p)["data"][0] for p in payloads])
-        if len(batches) == 1:
-            in_flight.set()
-            assert release.wait(5)
-        publish_all(payloads)
-
-    relay._publish_all = slow_publish_all  # type: ignore[method-assign]
-    first = threading.Thread(target=relay._publish, args=(emit(0),))
-    first.start()
-    assert in_flight.wait(5)
+    held = HeldPublish(relay)
+    first = held.start(relay, emit(0))
     for n in range(1, 11):
         relay._publish(emit(n))  # returns at once: the first caller publishes it
-    assert batches == [[0]]
-    release.set()
+    assert held.batches == [[0]]
+    held.release.set()
     first.join(5)
-    assert batches == [[0], list(range(1, 11))]
+    assert held.batches == [[0], list(range(1, 11))]
     assert relay.round_trips == 2
     assert received(sub, 11) == list(range(11))
 
@@ -97,23 +108,12 @@ def test_with_redis_down_an_emit_is_dropped_and_logged_not_raised(caplog) -> Non
 def test_a_message_that_cannot_be_encoded_fails_its_own_emit_only(channel) -> None:  # type: ignore[no-untyped-def]
     name, sub = channel
     relay = PipelinedRedisManager(REDIS_URL, channel=name)
-    in_flight, release = threading.Event(), threading.Event()
-    publish_all = relay._publish_all
-
-    def held_publish_all(payloads: list[str]) -> None:
-        if not in_flight.is_set():
-            in_flight.set()
-            assert release.wait(5)
-        publish_all(payloads)
-
-    relay._publish_all = held_publish_all  # type: ignore[method-assign]
-    first = threading.Thread(target=relay._publish, args=(emit(0),))
-    first.start()
-    assert in_flight.wait(5)
+    held = HeldPublish(relay)
+    first = held.start(relay, emit(0))
     relay._publish(emit(1))  # waits behind the first
     with pytest.raises(TypeError):
         relay._publish({**emit(2), "data": [object()]})  # fails here, not in the batch
-    release.set()
+    held.release.set()
     first.join(5)
     assert received(sub, 2) == [0, 1]
 
