@@ -17,6 +17,17 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    """Read a number of seconds, failing loudly on garbage."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _list(name: str, default: list[str]) -> list[str]:
     """Read a comma-separated setting."""
     raw = os.environ.get(name)
@@ -40,6 +51,9 @@ class Config:
         # costs a handshake and, with PyMySQL, a TLS context (~40 ms of CPU).
         self.DB_POOL_SIZE = _int("DB_POOL_SIZE", 30)
         self.DB_POOL_RECYCLE = _int("DB_POOL_RECYCLE", 280)
+        # Seconds PyMySQL waits to connect, or for any one read or write: a silent
+        # database makes calls fail with 503 `unavailable` instead of hanging.
+        self.DB_TIMEOUT = _float("DB_TIMEOUT", 2)
 
         # Authentication: the Next.js app's secret, so its tokens work here too.
         self.JWT_SECRET = env("JWT_SECRET", "")
@@ -58,6 +72,10 @@ class Config:
         self.SOCKETIO_CHANNEL = env("SOCKETIO_CHANNEL", "flask-socketio")
         self.REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "miaubloom")
         self.PRESENCE_TTL = _int("PRESENCE_TTL", 15)
+        # Every Redis call's deadline, and how long a Redis that missed one is left
+        # alone (callers take their fallback at once meanwhile): miaubloom/redisconn.py.
+        self.REDIS_TIMEOUT = _float("REDIS_TIMEOUT", 0.5)
+        self.REDIS_RETRY_AFTER = _float("REDIS_RETRY_AFTER", 2)
         # Room for a MAX_MESSAGE_LENGTH message at 4 bytes a code point, JSON-escaped.
         self.SOCKETIO_MAX_BUFFER = _int("SOCKETIO_MAX_BUFFER", 64 * 1024)
         # Origins allowed for Socket.IO and CORS; empty means same origin only.
@@ -79,6 +97,9 @@ class Config:
         self.RATELIMIT_MESSAGES = env("RATELIMIT_MESSAGES", "60 per minute")  # per user
         self.RATELIMIT_TYPING = env("RATELIMIT_TYPING", "300 per minute")  # per user
         self.RATELIMIT_EVENTS = env("RATELIMIT_EVENTS", "600 per minute")  # other events
+
+        # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is off (404).
+        self.METRICS_TOKEN = env("METRICS_TOKEN", "")
 
         # Audit log (JSON lines): a file, or stderr when unset.
         self.AUDIT_LOG = env("AUDIT_LOG", "")

@@ -92,8 +92,15 @@ def _engine_options(app: Flask) -> dict:
         "pool_size": app.config["DB_POOL_SIZE"],
         "max_overflow": app.config["DB_POOL_SIZE"],
         "pool_timeout": 10,
-        "connect_args": {"charset": "utf8mb4", "connect_timeout": 5},
+        "connect_args": {"charset": "utf8mb4", **db_timeouts(app.config["DB_TIMEOUT"])},
     }
+
+
+def db_timeouts(seconds: float) -> dict[str, float]:
+    """PyMySQL's deadlines: with none, a silent database holds a call until the kernel gives up."""
+    # connect_timeout bounds the TCP connect; the handshake and every query's reply
+    # are reads, bounded by read_timeout.
+    return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +127,7 @@ def _init_socketio(app: Flask, config: Config) -> None:
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         # Chosen here on every init_app: Flask-SocketIO would keep an earlier app's.
         client_manager=client_manager(
-            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"]
+            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"], app.config
         ),
         cors_allowed_origins=origins,
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],

@@ -1,6 +1,7 @@
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 
@@ -16,7 +17,13 @@ logger = logging.getLogger("alembic.env")
 
 
 def get_engine():
-    return current_app.extensions["migrate"].db.engine
+    engine = current_app.extensions["migrate"].db.engine
+    if engine.dialect.name != "mysql":
+        return engine
+    # The app's engine gives up on a read after DB_TIMEOUT seconds; a migration may
+    # rewrite a large table for minutes, so it gets a connection without that deadline.
+    connect_args = {"charset": "utf8mb4", "connect_timeout": current_app.config["DB_TIMEOUT"]}
+    return sa.create_engine(engine.url, poolclass=sa.pool.NullPool, connect_args=connect_args)
 
 
 def get_engine_url():

@@ -354,7 +354,7 @@ def test_oversized_body_is_too_large(client, people):
 
 def test_health(client, app):
     r = client.get("/api/health")
-    assert r.json == {"success": True, "db": "ok"}
+    assert r.json == {"success": True, "db": "ok", "redis": "none"}
 
 
 def test_health_is_503_when_the_database_does_not_answer(tmp_path):

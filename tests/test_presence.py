@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from miaubloom.chat.cluster import presence_for, presence_redis
+from miaubloom import redisconn
+from miaubloom.chat.cluster import presence_for
 from miaubloom.chat.presence import Presence, RedisPresence
 
 from .cluster import REDIS_URL, forget
@@ -71,7 +72,8 @@ def test_a_process_records_its_sockets_again_after_redis_forgot_them(prefix):
 
 
 def test_redis_down_answers_for_this_process_without_waiting():
-    client = presence_redis(f"redis://127.0.0.1:{free_port()}/0")
+    settings = {"REDIS_TIMEOUT": 0.5, "REDIS_RETRY_AFTER": 2}
+    client = redisconn.client(f"redis://127.0.0.1:{free_port()}/0", settings)
     p = RedisPresence(client, "x", "a", ttl=30, on_first_socket=lambda: None)
     started = time.monotonic()
     assert p.add("u1", "s1") is True

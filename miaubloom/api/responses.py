@@ -173,6 +173,9 @@ class ContactosResponse(OkOut):
 
 
 class HealthResponse(OkOut):
-    """GET /api/health."""
+    """GET /api/health (503 when the database does not answer)."""
 
     db: Literal["ok"]
+    redis: Literal["ok", "unavailable", "none"] = Field(
+        description="the Redis of the queue and rate limits; 'none' when not configured"
+    )

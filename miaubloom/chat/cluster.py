@@ -7,12 +7,10 @@ import os
 import socket
 import uuid
 
-import redis
 from flask import Flask
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
+from .. import redisconn
 from ..extensions import socketio
 from . import broadcast, service
 from .presence import Presence, RedisPresence
@@ -25,7 +23,8 @@ def presence_for(app: Flask) -> Presence:
     url = app.config["SOCKETIO_MESSAGE_QUEUE"]
     if not url:
         return Presence()
-    client = presence_redis(url)
+    # With Redis down or silent, presence answers for this process (redisconn: no waiting).
+    client = redisconn.client(url, app.config)
     process_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     presence = RedisPresence(
         client,
@@ -37,13 +36,6 @@ def presence_for(app: Flask) -> Presence:
     return presence
 
 
-def presence_redis(url: str) -> redis.Redis:
-    """A client that gives up fast: with Redis down, presence answers for this process."""
-    return redis.Redis.from_url(
-        url, socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1)
-    )
-
-
 def _keep_alive(app: Flask, presence: RedisPresence) -> None:
     """Heartbeat, and announce offline the users of processes that died."""
     while True:
@@ -53,6 +45,8 @@ def _keep_alive(app: Flask, presence: RedisPresence) -> None:
                 with app.app_context():
                     broadcast.presence(user_id, False, service.member_pairs(user_id))
             socketio.sleep(presence.ttl / 3)
+        except redisconn.RedisDown:
+            socketio.sleep(1)  # logged once, when it went down
         except RedisError as exc:
             log.warning("presence heartbeat failed: %s", exc.__class__.__name__)
             socketio.sleep(1)

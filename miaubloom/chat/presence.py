@@ -109,6 +109,12 @@ _DROP = "redis.call('HDEL', KEYS[1], ARGV[2])\n" + _LIVE.replace(
 )
 
 
+def _unavailable(error: RedisError) -> None:
+    # A Redis known to be down was logged once already (redisconn).
+    if error.__class__.__name__ != "RedisDown":
+        log.warning("presence: Redis unavailable, answering for this process only")
+
+
 class RedisPresence(Presence):
     """Presence shared by every process on one Redis; this process's sockets also in memory."""
 
@@ -159,8 +165,8 @@ class RedisPresence(Presence):
                 [self._user_key(user_id)], [self._process_prefix, sid, self.process_id]
             )
             return int(live) == 1
-        except RedisError:
-            log.warning("presence: Redis unavailable, answering for this process only")
+        except RedisError as exc:
+            _unavailable(exc)
             return first_here
 
     def remove(self, user_id: str, sid: str) -> bool:
@@ -174,8 +180,8 @@ class RedisPresence(Presence):
             self.redis.srem(self._sockets_key(self.process_id), f"{user_id} {sid}")
             live = self._drop([self._user_key(user_id)], [self._process_prefix, sid])
             return int(live) == 0
-        except RedisError:
-            log.warning("presence: Redis unavailable, answering for this process only")
+        except RedisError as exc:
+            _unavailable(exc)
             return last_here
 
     def is_online(self, user_id: str) -> bool:

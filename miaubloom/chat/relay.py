@@ -8,15 +8,22 @@ the order they were made. A lone emit (the CLI's, say) is published before
 emit() returns, as before. Delivery is what Socket.IO's queue always gave:
 emit() does not wait for the other processes, and a client that missed an
 event catches up with chat:sync.
+
+Every Redis call has a deadline (redisconn): with Redis silent, an emit is
+dropped at once instead of holding the event that made it, and the listener
+notices the silence and subscribes again when Redis answers.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import socketio
+
+from .. import redisconn
 
 # More than this many waiting emits go in the next round trip.
 MAX_PIPELINE = 256
@@ -25,9 +32,17 @@ MAX_PIPELINE = 256
 class PipelinedRedisManager(socketio.RedisManager):
     """RedisManager whose publishes made during another one go out together after it."""
 
-    def __init__(self, url: str, channel: str, write_only: bool = False) -> None:
-        """Relay on the Redis at url, on channel, as RedisManager does."""
-        super().__init__(url, channel=channel, write_only=write_only)
+    def __init__(
+        self, url: str, channel: str, write_only: bool = False, timeout: float = 0.5, **options: Any
+    ) -> None:
+        """Relay on the Redis at url, on channel, as RedisManager does; options for redis-py."""
+        super().__init__(
+            url,
+            channel=channel,
+            write_only=write_only,
+            redis_options={"socket_timeout": timeout, **options},
+        )
+        self.timeout = timeout
         self._outbox: deque[str] = deque()
         self._publishing = threading.Lock()
         self.round_trips = 0
@@ -57,6 +72,8 @@ class PipelinedRedisManager(socketio.RedisManager):
                 pipe.execute()
                 self.round_trips += 1
                 return
+            except redisconn.RedisDown:
+                return  # known down (logged once when it went): the emits are dropped
             except Exception as exc:
                 giving_up = "giving up" if retries_left == 0 else "retrying"
                 self._get_logger().error(
@@ -65,9 +82,21 @@ class PipelinedRedisManager(socketio.RedisManager):
                 )
                 self.connected = False
 
+    def _redis_listen_with_retries(self) -> Iterator[dict]:
+        """The channel's messages; unlike RedisManager's, this listener notices a silent Redis."""
+        return redisconn.subscribed(self._listener_redis, self.channel, self.timeout)
 
-def client_manager(url: str | None, channel: str) -> socketio.Manager:
+    def _listener_redis(self) -> Any:
+        """A fresh client, as RedisManager's own listener makes on each (re)subscription."""
+        self._redis_connect()
+        return self.redis
+
+
+def client_manager(url: str | None, channel: str, config: dict) -> socketio.Manager:
     """This process's rooms alone without a queue; with one (a Redis, as presence needs), the relay."""
     if not url:
         return socketio.Manager()
-    return PipelinedRedisManager(url, channel=channel)
+    options = redisconn.config_options(url, config)
+    return PipelinedRedisManager(
+        url, channel=channel, timeout=options.pop("socket_timeout"), **options
+    )

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse_many
 
+from .. import redisconn
 from ..api.errors import chat_error_response
 from ..auth import token_from
 from ..errors import RateLimited
@@ -85,6 +86,7 @@ class EventLimiter:
         self.enabled = bool(config.get("RATELIMIT_ENABLED"))
         self._items: dict[str, list[RateLimitItem]] = {}
         self._config = config
+        self._storage_uri = config["RATELIMIT_STORAGE_URI"]
 
     def _limits(self, key: str) -> list[RateLimitItem]:
         if key not in self._items:
@@ -93,8 +95,8 @@ class EventLimiter:
 
     def check(self, kind: str, identity: str, config_key: str) -> None:
         """Spend one unit of identity's budget for kind, or raise RateLimited."""
-        if not self.enabled:
-            return
+        if not self.enabled or redisconn.is_down(self._storage_uri):
+            return  # fail open: a Redis that missed a deadline is left alone a while
         strategy = self.limiter.limiter
         prefix = self._config.get("RATELIMIT_KEY_PREFIX", "")
         key = (prefix, "socket", kind, identity)
@@ -141,15 +143,21 @@ def _too_many(error: RateLimitExceeded) -> ResponseReturnValue:
 
 def init_app(app: Flask) -> EventLimiter:
     """Limit every API route per user, login and register per IP; return the socket limiter."""
-    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(app.config)
-    # A Redis outage must not take the chat down with it: limits fail open, with a log line.
+    uri = app.config["RATELIMIT_STORAGE_URI"] = storage_uri(app.config)
+    # A Redis outage must not take the chat down with it: limits fail open, with a log line,
+    # within REDIS_TIMEOUT (redisconn), and skip the storage while it is marked down.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    if uri.startswith(("redis://", "rediss://")):
+        app.config.setdefault(
+            "RATELIMIT_STORAGE_OPTIONS", redisconn.config_options(uri, app.config)
+        )
     limiter = Limiter(
         key_func=caller_key,
         default_limits=[lambda: app.config["RATELIMIT_HTTP"]],
         key_prefix=app.config.get("RATELIMIT_KEY_PREFIX", ""),
     )
     limiter.init_app(app)
+    limiter.request_filter(lambda: redisconn.is_down(uri))
     app.extensions[EXTENSION] = limiter
     for endpoint, config_key in IP_LIMITS.items():
         app.view_functions[endpoint] = limiter.limit(

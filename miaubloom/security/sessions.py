@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from flask import Flask
 
+from .. import redisconn
 from ..auth import Caller
 from ..chat import rooms
 from ..extensions import db, socketio
@@ -29,7 +30,8 @@ class Sessions:
         self.interval = max(0.1, float(app.config.get("SESSION_CHECK_SECONDS", 30)))
         self._started = False
         self._lock = threading.Lock()
-        self._redis = redis.Redis.from_url(self.redis_url) if self.redis_url else None
+        self._redis = redisconn.client(self.redis_url, app.config) if self.redis_url else None
+        self._timeout = float(app.config["REDIS_TIMEOUT"])
 
     def end(self, token_hash: str) -> None:
         """Disconnect the sockets opened with a token, here and in every other process."""
@@ -80,18 +82,15 @@ class Sessions:
 
     def _listen(self) -> None:
         """Disconnect local sockets of tokens logged out in other processes."""
-        assert self._redis is not None
-        while True:
-            try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                for message in pubsub.listen():
-                    data = message.get("data")
-                    if isinstance(data, bytes):
-                        disconnect_local(data.decode("ascii", "replace"))
-            except redis.RedisError:
-                log.warning("logout listener lost Redis; retrying")
-                socketio.sleep(1)
+        client = self._redis
+        assert client is not None
+        # Through outages and silences alike (redisconn.subscribed subscribes again).
+        for message in redisconn.subscribed(
+            lambda: client, self.channel, self._timeout, sleep=socketio.sleep
+        ):
+            data = message.get("data")
+            if isinstance(data, bytes):
+                disconnect_local(data.decode("ascii", "replace"))
 
 
 def disconnect_local(token_hash: str) -> None:

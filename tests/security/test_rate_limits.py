@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -191,3 +192,53 @@ def test_limits_fail_open_when_their_storage_is_down(make_app):
     ack = a.emit("chat:send-message", {"conversacionId": cid, "contenido": "hola"}, callback=True)
     assert ack["success"], ack
     a.disconnect()
+
+
+@pytest.mark.skipif(not redis_up(), reason="needs the tests' Redis (TEST_REDIS_URL)")
+def test_limits_fail_open_within_a_second_when_their_storage_is_silent(make_app, caplog):
+    # A partition: Redis neither answers nor resets. Every limited call still answers at
+    # once but for one REDIS_TIMEOUT, and the limits come back when Redis does.
+    from urllib.parse import urlparse
+
+    from ..tcpproxy import TcpProxy
+
+    redis_at = urlparse(REDIS_URL)
+    proxy = TcpProxy((redis_at.hostname or "127.0.0.1", redis_at.port or 6379))
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    app = make_app(
+        RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{proxy.port}/0",
+        RATELIMIT_KEY_PREFIX=prefix,
+        RATELIMIT_LOGIN="4 per minute",
+        REDIS_RETRY_AFTER=1,
+    )
+    try:
+        _psi, pac, cid = people_of(app).pair()  # two logins spent
+        client, a = app.test_client(), socket(app, pac.token)
+        body = {"conversacionId": cid, "contenido": "hola"}
+        login = {"email": pac.email, "password": PASSWORD}
+        proxy.blackhole()
+        calls = {
+            "login": lambda: client.post("/api/auth/login", json=login).status_code,
+            "HTTP send": lambda: (
+                client.post("/api/chat/mensajes", json=body, headers=pac.headers).status_code
+            ),
+            "socket send": lambda: a.emit("chat:send-message", body, callback=True)["success"],
+            "socket typing": lambda: a.emit("chat:typing", body, callback=True)["success"],
+        }
+        for name, call in list(calls.items()) * 3:  # a dozen calls: logins past the limit too
+            started = time.monotonic()
+            assert call() in (True, 200, 201), name
+            assert time.monotonic() - started < 1.0, f"{name} waited on a silent Redis"
+        assert "did not answer" in caplog.text, "the partition was not logged"
+        proxy.restore()
+        # Past REDIS_RETRY_AFTER the limits count again: the login budget is spent at once.
+        deadline = time.monotonic() + 10
+        while client.post("/api/auth/login", json=login).status_code != 429:
+            assert time.monotonic() < deadline, "the limits did not come back with Redis"
+            time.sleep(0.2)
+        a.disconnect()
+    finally:
+        proxy.cut()
+        keys = redis.Redis.from_url(REDIS_URL).keys(f"*{prefix}*")
+        if keys:
+            redis.Redis.from_url(REDIS_URL).delete(*keys)
