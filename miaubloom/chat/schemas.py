@@ -23,6 +23,9 @@ from ..errors import Invalid, TooLarge
 DEFAULT_MAX_MESSAGE_LENGTH = 4000
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+# The seq column is a 32-bit INT: no conversation gets past it, and a larger number
+# would only reach the database to fail there.
+MAX_SEQ = 2**31 - 1
 
 
 def text(
@@ -69,7 +72,7 @@ Email = text(min_length=3, max_length=255, strip=True, lower=True)
 Password = text(min_length=8, max_length=72)
 LoginPassword = text(max_length=1024)
 Nombre = text(min_length=1, max_length=255, strip=True)
-Seq = Annotated[int, Field(strict=True, ge=0)]
+Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_SEQ)]
 Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_PAGE)]
 
 
