@@ -8,10 +8,12 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import bcrypt
 import jwt
 from flask import current_app
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import Forbidden, Unauthenticated
 from .extensions import db
@@ -100,8 +102,43 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def authenticate(token: str | None) -> Caller:
-    """The caller a token names, or Unauthenticated."""
+# 9999-12-31T23:59:59Z, the last second a datetime holds: a later exp is no date at all.
+MAX_TIMESTAMP = 253402300799
+NumericDate = Annotated[
+    Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True, allow_inf_nan=False)],
+    Field(ge=0, le=MAX_TIMESTAMP),
+]
+
+
+class Claims(BaseModel):
+    """The claims the chat reads from a token, each of the type the MiauBloom app writes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    userId: Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+    rol: Annotated[str, Field(strict=True)]
+    email: Annotated[str, Field(strict=True, max_length=255)] = ""
+    exp: NumericDate
+    iat: NumericDate | None = None
+    nbf: NumericDate | None = None
+
+    @field_validator("rol")
+    @classmethod
+    def _rol(cls, value: str) -> str:
+        rol = normalize_rol(value)
+        if rol is None:
+            raise ValueError("not a role")
+        return rol
+
+
+# What a hostile token makes PyJWT raise besides its own errors: a string or an
+# infinite exp (OverflowError), a header or payload nested past the JSON decoder's
+# stack (RecursionError).
+_UNREADABLE = (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError)
+
+
+def verify_token(token: object) -> Claims:
+    """A token's claims, checked (signature, expiry, types), or Unauthenticated; no database."""
     if not token or not isinstance(token, str):
         raise Unauthenticated()
     try:
@@ -111,20 +148,20 @@ def authenticate(token: str | None) -> Caller:
             algorithms=["HS256"],
             options={"require": ["exp"]},
         )
-    except jwt.PyJWTError as exc:
+        return Claims.model_validate(claims)
+    except (*_UNREADABLE, ValidationError) as exc:
         raise Unauthenticated() from exc
-    user_id, rol, email = (
-        claims.get("userId"),
-        normalize_rol(claims.get("rol")),
-        claims.get("email"),
-    )
-    if not isinstance(user_id, str) or not user_id or rol is None:
-        raise Unauthenticated()
+
+
+def authenticate(token: str | None) -> Caller:
+    """The caller a token names, or Unauthenticated."""
+    claims = verify_token(token)
+    assert token is not None  # verify_token refused anything else
     hashed = token_hash(token)
     if db.session.get(TokenRevocado, hashed) is not None:
         raise Unauthenticated("Sesión cerrada")
-    expires = datetime.fromtimestamp(claims["exp"], UTC).replace(tzinfo=None)
-    return Caller(user_id, rol, email if isinstance(email, str) else "", hashed, expires)
+    expires = datetime.fromtimestamp(claims.exp, UTC).replace(tzinfo=None)
+    return Caller(claims.userId, claims.rol, claims.email, hashed, expires)
 
 
 def revoke(caller: Caller) -> None:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import jwt
 from flask import Flask, current_app, request
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
@@ -17,8 +16,8 @@ from limits import RateLimitItem, parse_many
 
 from .. import redisconn
 from ..api.errors import chat_error_response
-from ..auth import token_from
-from ..errors import RateLimited
+from ..auth import token_from, verify_token
+from ..errors import RateLimited, Unauthenticated
 
 EXTENSION = "miaubloom.limiter"
 log = logging.getLogger(__name__)
@@ -50,16 +49,14 @@ def client_ip() -> str:
 
 
 def signed_user_id() -> str | None:
-    """The userId of a correctly signed token on this request (revocation is not checked)."""
+    """The userId of a valid token on this request (revocation is not checked)."""
     token = token_from(request.headers, request.cookies)
     if not token:
         return None
     try:
-        claims = jwt.decode(token, current_app.config["JWT_SECRET"], algorithms=["HS256"])
-    except jwt.PyJWTError:
+        return verify_token(token).userId
+    except Unauthenticated:
         return None
-    user_id = claims.get("userId")
-    return user_id if isinstance(user_id, str) else None
 
 
 def caller_key() -> str:

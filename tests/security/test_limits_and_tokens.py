@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -98,6 +99,100 @@ def test_expired_and_tampered_tokens_are_refused_on_connect(make_app):
             "/api/chat/no-leidos", headers={"Authorization": f"Bearer {token}"}
         )
         assert (r.status_code, r.json["code"]) == (401, "unauthenticated")
+
+
+def _signed(app, payload: str, header: str = '{"alg":"HS256","typ":"JWT"}') -> str:  # type: ignore[no-untyped-def]
+    """A token correctly signed with the app's secret over exactly this JSON text."""
+    import base64
+    import hashlib
+    import hmac
+
+    def part(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    signing_input = part(header) + "." + part(payload)
+    key = app.config["JWT_SECRET"].encode()
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+# Correctly signed tokens whose claims have the wrong type or an impossible value.
+BAD_CLAIMS = {
+    "exp as a string": {"exp": '"9999999999"'},
+    "exp at 10^13": {"exp": str(10**13)},
+    "exp past 2^63": {"exp": str(2**64)},
+    "exp 1e300": {"exp": "1e300"},
+    "exp Infinity": {"exp": "Infinity"},
+    "exp NaN": {"exp": "NaN"},
+    "exp true": {"exp": "true"},
+    "exp null": {"exp": "null"},
+    "exp a list": {"exp": "[9999999999]"},
+    "no exp": {"exp": None},
+    "iat as a string": {"iat": '"1700000000"'},
+    "iat Infinity": {"iat": "Infinity"},
+    "iat an object": {"iat": "{}"},
+    "nbf as a string": {"nbf": '"0"'},
+    "nbf Infinity": {"nbf": "-Infinity"},
+    "userId a number": {"userId": "123"},
+    "userId a list": {"userId": '["x"]'},
+    "userId empty": {"userId": '""'},
+    "userId null": {"userId": "null"},
+    "userId huge": {"userId": '"' + "x" * 5000 + '"'},
+    "rol a number": {"rol": "1"},
+    "rol unknown": {"rol": '"Admin"'},
+    "rol a list": {"rol": '["Paciente"]'},
+    "email a number": {"email": "5"},
+    "email a list": {"email": '["a@b.c"]'},
+    "email an object": {"email": '{"a": 1}'},
+    "email true": {"email": "true"},
+}
+
+
+def _claims_json(person, **raw: str | None) -> str:  # type: ignore[no-untyped-def]
+    """The payload text: the person's good claims, with some replaced by raw JSON (None drops)."""
+    good = {
+        "userId": json.dumps(person.id),
+        "rol": json.dumps(person.rol),
+        "email": json.dumps(person.email),
+        "exp": str(int(time.time()) + 3600),
+        "iat": str(int(time.time())),
+    }
+    merged = {**good, **raw}
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in merged.items() if v is not None) + "}"
+
+
+def test_claims_of_the_wrong_type_are_unauthenticated(make_app, caplog):
+    # Limits on: the limiter reads the token too (to key the limits by user).
+    app = make_app()
+    _psi, pac, cid = people_of(app).pair()
+    deep = "[" * 5000 + "]" * 5000
+    tokens = {name: _signed(app, _claims_json(pac, **raw)) for name, raw in BAD_CLAIMS.items()}
+    tokens["payload an array"] = _signed(app, "[1]")
+    tokens["payload nested 5,000 deep"] = _signed(app, _claims_json(pac, x=deep))
+    tokens["header nested 5,000 deep"] = _signed(app, _claims_json(pac), header=deep)
+    good = _signed(app, _claims_json(pac))
+    client = app.test_client(use_cookies=False)  # the Cookie header below is sent as written
+    body = {"conversacionId": cid, "contenido": "hola"}
+    before = row_counts(app)
+    for name, token in {"valid (control)": good, **tokens}.items():
+        bearer = {"Authorization": f"Bearer {token}"}
+        answers = [
+            client.get("/api/chat/no-leidos", headers=bearer),
+            client.post("/api/chat/mensajes", json=body, headers=bearer),
+        ]
+        answers.append(client.get("/api/auth/me", headers={"Cookie": f"auth_token={token}"}))
+        sock = socketio.test_client(app, auth={"token": token})
+        if token is good:
+            assert [r.status_code for r in answers] == [200, 201, 200]
+            assert sock.is_connected()
+            sock.disconnect()
+            before = row_counts(app)
+            continue
+        for r in answers:
+            assert (r.status_code, r.json["code"]) == (401, "unauthenticated"), name
+        assert not sock.is_connected(), name
+    assert row_counts(app) == before
+    assert "Traceback" not in caplog.text and "Failed to rate limit" not in caplog.text
 
 
 def test_a_socket_whose_token_expires_is_cut_off(make_app):
