@@ -1,11 +1,13 @@
 """What operators see: JSON log lines with a request or socket id, and Prometheus metrics.
 
 Metrics are per process (each gunicorn process is one worker, `-w 1`, on its own
-port): Prometheus scrapes every process and sums. Logs never carry message text.
+port): Prometheus scrapes every process and sums, showing METRICS_TOKEN as a
+Bearer token (without it /metrics is off). Logs never carry message text.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import sys
@@ -14,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, abort, current_app, g, has_request_context, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +27,7 @@ from prometheus_client import (
 )
 from pythonjsonlogger.json import JsonFormatter
 
+from .errors import Unauthenticated
 from .extensions import db
 
 log = logging.getLogger("miaubloom.access")
@@ -141,6 +144,16 @@ def init_app(app: Flask) -> None:
 
 
 def _serve_metrics() -> Response:
+    """The metrics, to whoever shows METRICS_TOKEN; not found while it is unset."""
+    token = current_app.config.get("METRICS_TOKEN") or ""
+    if not token:
+        abort(404)
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        refused = jsonify(Unauthenticated("Se necesita el token de métricas").to_dict())
+        refused.status_code = 401
+        refused.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return refused
     metrics: Metrics = current_app.extensions["miaubloom_metrics"]
     return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
 

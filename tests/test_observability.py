@@ -13,10 +13,17 @@ from miaubloom.extensions import socketio
 
 from .realtime import Peer, full_log, people_at, wait_for_event
 
+METRICS_TOKEN = "token-de-metricas-para-las-pruebas"
+
+
+@pytest.fixture(autouse=True)
+def _metrics_on(app):  # type: ignore[no-untyped-def]
+    app.config["METRICS_TOKEN"] = METRICS_TOKEN
+
 
 def scrape(client) -> dict[tuple[str, tuple], float]:  # type: ignore[no-untyped-def]
     """Every sample of /metrics, keyed by (name, sorted labels)."""
-    r = client.get("/metrics")
+    r = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
     samples = {}
@@ -52,6 +59,22 @@ def test_metrics_count_sends_errors_sockets_and_latency(app, client, people):
     m = scrape(client)
     assert m[("miaubloom_connected_sockets", ())] == 0
     assert m[("miaubloom_online_users", ())] == 0
+
+
+def test_metrics_answer_only_the_token(app, client, people):
+    pac = people.register()
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    for headers in ({}, pac.headers, {"Authorization": "Bearer " + METRICS_TOKEN[:-1]},
+                    {"Authorization": METRICS_TOKEN}, {"Cookie": f"auth_token={pac.token}"}):  # fmt: skip
+        r = client.get("/metrics", headers=headers)
+        assert (r.status_code, r.json["code"]) == (401, "unauthenticated"), headers
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert b"miaubloom_" not in r.data
+    assert client.get("/metrics", headers=bearer).status_code == 200
+    app.config["METRICS_TOKEN"] = ""  # unset: off, whoever asks
+    for headers in ({}, bearer):
+        r = client.get("/metrics", headers=headers)
+        assert (r.status_code, r.json["code"]) == (404, "not_found")
 
 
 def test_a_repeated_client_id_is_not_counted_again(app, client, people):
