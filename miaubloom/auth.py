@@ -34,6 +34,17 @@ def normalize_rol(rol: object) -> str | None:
     return ROLES.get(rol) if isinstance(rol, str) else None
 
 
+def normalize_email(email: str) -> str:
+    """An address in the one form it is stored and looked up in: trimmed, lower-case, NFC.
+
+    Compared byte for byte after this (Users.email is utf8mb4_bin on MySQL), so "pác1@…"
+    and "pac1@…" are two addresses. Lower-case and trimmed as the MiauBloom app looks
+    addresses up; NFC so that an accent typed as one character or as a letter plus a
+    combining mark is the same address, not two that look alike.
+    """
+    return unicodedata.normalize("NFC", email.strip().lower())
+
+
 def hash_password(password: str) -> str:
     """A bcrypt hash the Next.js app can verify too."""
     return bcrypt.hashpw(password.encode()[:BCRYPT_MAX_BYTES], bcrypt.gensalt(_rounds())).decode()

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from . import accounts
-from .auth import Caller, normalize_rol
+from .auth import Caller, normalize_email, normalize_rol
 from .chat import broadcast, service
 from .errors import ChatError
 from .extensions import db
@@ -19,7 +19,7 @@ def _caller_for(user: User) -> Caller:
 
 
 def _user(email: str) -> User:
-    user = db.session.scalar(db.select(User).where(User.email == email.strip().lower()))
+    user = db.session.scalar(db.select(User).where(User.email == normalize_email(email)))
     if user is None:
         raise click.ClickException(f"no user with email {email}")
     return user

@@ -38,6 +38,13 @@ def utcnow() -> datetime:
 # Every table's text is utf8mb4 on MySQL, whatever the server's default.
 UTF8MB4 = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 
+# Addresses compared byte for byte: MySQL's default collations equate "pác1@…" with
+# "pac1@…" (two addresses, one account). Binary, still VARCHAR, as the app's schema has it;
+# stored normalised (auth.normalize_email), so the collation's PAD SPACE never matters.
+EmailString = String(255).with_variant(
+    mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+
 # Millisecond precision on MySQL, where DATETIME defaults to whole seconds.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
 # The app's text is utf8mb4; TEXT is enough for MAX_MESSAGE_LENGTH code points.
@@ -80,7 +87,7 @@ class User(db.Model):
     __table_args__ = UTF8MB4
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    email: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str] = mapped_column(EmailString, unique=True)
     password: Mapped[str] = mapped_column(String(255))
     nombre_completo: Mapped[str] = mapped_column(String(255))
     rol: Mapped[str] = mapped_column(String(20))

@@ -8,6 +8,7 @@ server or blocking the Socket.IO transport in the browser.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import time
@@ -16,6 +17,10 @@ from html.parser import HTMLParser
 
 import pytest
 import requests
+import sqlalchemy as sa
+
+from miaubloom.extensions import db
+from miaubloom.models import User
 
 from .browser import Page, require_chromium, side_by_side
 from .conftest import PASSWORD, People, Person
@@ -360,3 +365,86 @@ def test_the_page_has_no_inline_script(live_server) -> None:
     assert sources and all(src.startswith("/web/static/") for src in sources)
     for src in [*sources, "/web/static/chat.css", "/web/static/vendor/socket.io.LICENSE"]:
         assert requests.get(live_server.url + src, timeout=10).status_code == 200, src
+
+
+# Left edges of the characters of `sub` (its first occurrence in the element's text).
+GLYPH_X_JS = """
+const [root, sub] = arguments;
+const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+const nodes = [];
+let text = "";
+while (walker.nextNode()) { nodes.push([walker.currentNode, text.length]); text += walker.currentNode.data; }
+const start = text.indexOf(sub);
+if (start < 0) return null;
+const xs = [];
+for (let i = start; i < start + sub.length; i++) {
+  const [node, offset] = nodes.filter(([, o]) => o <= i).pop();
+  const range = document.createRange();
+  range.setStart(node, i - offset);
+  range.setEnd(node, i - offset + 1);
+  xs.push(range.getBoundingClientRect().left);
+}
+return xs;
+"""
+
+
+def glyph_x(page: Page, selector: str, sub: str) -> list[float]:
+    """Where each character of `sub` is drawn inside the first element matching selector."""
+    xs = page.js(f"return (function() {{ {GLYPH_X_JS} }}).apply(null, arguments)",
+                 page.driver.find_element("css selector", selector), sub)  # fmt: skip
+    assert xs, f"[{page.label}] {sub!r} is not in {selector}"
+    return xs
+
+
+def reads_left_to_right(page: Page, selector: str, sub: str) -> bool:
+    """Whether `sub` (no spaces) is drawn in its logical order, left to right."""
+    xs = glyph_x(page, selector, sub)
+    return all(a < b for a, b in itertools.pairwise(xs))
+
+
+def time_reads_in_order(page: Page, selector: str) -> bool:
+    """Whether a shown time ("16:05", "3 dic") is drawn in its logical order."""
+    shown = page.js("return document.querySelector(arguments[0]).textContent", selector)
+    return all(reads_left_to_right(page, selector, word) for word in shown.split())
+
+
+def test_bidirectional_controls_cannot_reorder_the_page(browsers, app, live_people: People):
+    """U+202E (RIGHT-TO-LEFT OVERRIDE) in a name stored by the MiauBloom app and in a
+    message: the words around them (role, "Tú:", times) still read in order."""
+    psi = live_people.register("Psicólogo", "Ana")
+    pac = live_people.register("Paciente", "Lucas")
+    live_people.assign(psi, pac)
+    cid = live_people.conversation(pac, psi)
+    # The app writes names without looking at them: this one reverses what follows it.
+    with app.app_context():
+        db.session.execute(
+            sa.update(User).where(User.id == psi.id).values(nombre_completo="Ana\u202e")
+        )
+        db.session.commit()
+    spoof = "hola \u202eabc 12:30"
+    live_people.send(pac, cid, spoof)
+
+    psicologo = logged_in(browsers("psicologo"), psi)
+    paciente = logged_in(browsers("paciente"), pac)
+    # The top bar: "Ana · Psicólogo", the role after the name, in order.
+    psicologo.wait("the top bar", lambda: psicologo.visible("me"))
+    assert reads_left_to_right(psicologo, "#me-name", "Psicólogo")
+    assert glyph_x(psicologo, "#me-name", "Ana")[0] < glyph_x(psicologo, "#me-name", "Psi")[0]
+    assert psicologo.text("me-name") == "Ana · Psicólogo"  # shown without the control
+    # The patient's list: the psychologist's name, "Tú:" before the message, the time.
+    row = paciente.wait("the conversation", lambda: paciente.list_item("Ana"))
+    assert row["preview"] == "Tú: " + spoof  # the message as sent
+    assert reads_left_to_right(paciente, ".item-preview", "Tú:")
+    tu, hola = glyph_x(paciente, ".item-preview", "Tú:"), glyph_x(paciente, ".item-preview", "hola")
+    assert tu[-1] < hola[0]
+    assert time_reads_in_order(paciente, ".item-meta time")
+    # The message itself: stored and shown as sent; its time still reads in order.
+    for page, name in ((paciente, "Ana"), (psicologo, "Lucas")):
+        page.choose(name)
+        shown = page.wait("the message", lambda page=page: page.message(spoof))
+        assert shown["text"] == spoof
+        assert time_reads_in_order(page, "#message-list time")
+        assert glyph_x(page, "#message-list .message-text", "hola")[0] <= min(
+            glyph_x(page, "#message-list .message-text", "abc")
+        )
+    assert_clean(paciente, psicologo)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import stamp, upgrade
@@ -206,5 +207,113 @@ def test_existing_database_upgrades_in_place(empty_database):
         assert sent.mensaje.seq == 6
         assert service.send_message(caller, ids["c1"], "después", "C-1").mensaje.seq == 7
         assert service.send_message(caller, ids["c1"], "después", "c-1").created is False
+        if on_mysql():  # the app's column, compared exactly from now on, its index kept
+            assert _email_column(db.engine) == ("varchar", 191, "utf8mb4_bin", "NO", "UNI")
         db.session.remove()
         db.engine.dispose()
+
+
+def _email_column(engine) -> tuple:  # type: ignore[no-untyped-def]
+    """Users.email on MySQL: type, length, collation, nullability, key."""
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, COLLATION_NAME, IS_NULLABLE, "
+                    "COLUMN_KEY FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                    "AND TABLE_NAME = 'Users' AND COLUMN_NAME = 'email'"
+                )
+            ).one()
+        )
+
+
+def _users_at_0002(app, emails: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A database at 0002 holding users with these addresses, as another writer stored them."""
+    ids = {email: str(uuid.uuid4()) for email in emails}
+    with app.app_context():
+        upgrade(revision="0002_chat_columns")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO Users (id, email, password, nombre_completo, rol, created_at, "
+                    "updated_at) VALUES (:id, :email, 'x', 'N', 'Paciente', :t, :t)"
+                ),
+                [{"id": i, "email": e, "t": datetime(2026, 1, 1)} for e, i in ids.items()],
+            )
+    return ids
+
+
+def _stored(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    with app.app_context(), db.engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT id, email FROM Users")).all())
+
+
+def _revision(app) -> str:  # type: ignore[no-untyped-def]
+    with app.app_context(), db.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+
+
+NFD = "pa\u0301c1@test.miaubloom"  # "pác1" typed as a letter and a combining accent
+
+
+def test_email_upgrade_normalises_addresses_and_compares_them_exactly(empty_database):
+    app = create_app(TestConfig(empty_database))
+    ids = _users_at_0002(app, ["  Ana@Test.MiauBloom", NFD, "pac1@test.miaubloom"])
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    assert _stored(app) == {
+        ids["  Ana@Test.MiauBloom"]: "ana@test.miaubloom",
+        ids[NFD]: "p\u00e1c1@test.miaubloom",  # NFC
+        ids["pac1@test.miaubloom"]: "pac1@test.miaubloom",
+    }
+    if on_mysql():
+        with app.app_context():
+            assert _email_column(db.engine)[2] == "utf8mb4_bin"
+            # Exact now: an address the old collation equated with a stored one is another.
+            with db.engine.begin() as conn:
+                found = conn.execute(
+                    sa.text("SELECT COUNT(*) FROM Users WHERE email = 'PAC1@test.miaubloom'")
+                ).scalar_one()
+            assert found == 0
+            db.engine.dispose()
+
+
+def test_email_upgrade_refuses_addresses_that_would_be_one_and_changes_nothing(empty_database):
+    app = create_app(TestConfig(empty_database))
+    nfc = "p\u00e1c1@test.miaubloom"
+    # Distinct to both databases today (MariaDB's utf8mb4_general_ci tells NFD from NFC), one
+    # address once normalised. SQLite, binary, also holds two spellings of one address.
+    emails = [NFD, nfc, "ok@test.miaubloom"] + ([] if on_mysql() else ["Ana@x.com", "ana@x.com"])
+    ids = _users_at_0002(app, emails)
+    before = _stored(app)
+    with app.app_context():
+        # Alembic's own command, to see the error (`flask db upgrade` prints it and exits 1).
+        config = app.extensions["migrate"].migrate.get_config()
+        with pytest.raises(RuntimeError) as refused:
+            alembic_command.upgrade(config, "head")
+        collation = _email_column(db.engine)[2] if on_mysql() else None
+        db.engine.dispose()
+    message = str(refused.value)
+    assert "0003_email_exact" in message and "Nothing was changed" in message
+    for email in (NFD, nfc) if on_mysql() else emails[:2] + emails[3:]:
+        assert f"Users.id={ids[email]}" in message, email
+    assert f"Users.id={ids['ok@test.miaubloom']}" not in message
+    assert _stored(app) == before
+    assert _revision(app) == "0002_chat_columns"
+    if on_mysql():
+        assert collation == "utf8mb4_general_ci"
+    # Once an operator gives each account its own address, the upgrade goes through.
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for email in [e for e in (NFD, "ana@x.com") if e in ids]:
+                conn.execute(
+                    sa.text("UPDATE Users SET email = :e WHERE id = :id"),
+                    {
+                        "e": "otra-" + str(uuid.uuid4())[:8] + "@test.miaubloom",
+                        "id": ids[email],
+                    },
+                )
+        upgrade()
+        db.engine.dispose()
+    assert _revision(app) == "0003_email_exact"

@@ -26,7 +26,7 @@ def login() -> ResponseReturnValue:
     """Check the credentials; answer with the token, also as the auth_token cookie."""
     p = body(LoginIn)
     user = accounts.login(p.email, p.password)
-    token = issue_token(user.id, user.rol, user.email, user.nombre_completo)
+    token = issue_token(user.id, user.rol, user.email, wire.name(user))
     response = jsonify(success=True, token=token, user=wire.user(user))
     cfg = current_app.config
     response.set_cookie(

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..auth import normalize_rol
+from ..auth import normalize_email, normalize_rol
 from ..errors import Invalid, TooLarge
 
 DEFAULT_MAX_MESSAGE_LENGTH = 4000
@@ -28,16 +28,42 @@ MAX_PAGE = 200
 MAX_SEQ = 2**31 - 1
 
 
+# Bidirectional controls: embeddings, overrides, isolates (U+202A–202E, U+2066–2069)
+# and the implicit marks (U+200E, U+200F, U+061C). No name or address needs one, and
+# each can make the text around it read in another order (display spoofing).
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def without_bidi(value: str) -> str:
+    """value with its bidirectional controls removed (names stored by other writers)."""
+    if BIDI_CONTROLS.isdisjoint(value):
+        return value
+    return "".join(ch for ch in value if ch not in BIDI_CONTROLS)
+
+
 def text(
-    min_length: int = 0, max_length: int | None = None, strip: bool = False, lower: bool = False
+    min_length: int = 0,
+    max_length: int | None = None,
+    strip: bool = False,
+    lower: bool = False,
+    plain: bool = False,
 ) -> Any:
-    """A strict string type: storable as UTF-8, optionally stripped and lowered, bounded."""
+    """A strict string type: storable as UTF-8, optionally stripped and lowered, bounded.
+
+    plain: no bidirectional control (for what is shown beside other text: names, emails).
+    """
 
     def check(value: str) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise PydanticCustomError("unicode", "texto con caracteres no válidos") from exc
+        if plain and not BIDI_CONTROLS.isdisjoint(value):
+            raise PydanticCustomError(
+                "bidi", "no puede contener caracteres de control de dirección"
+            )
         value = value.strip() if strip else value
         value = value.lower() if lower else value
         if len(value) < min_length:
@@ -68,10 +94,13 @@ Id = Annotated[
     AfterValidator(_uuid),
 ]
 ClientId = text(min_length=1, max_length=64)
-Email = text(min_length=3, max_length=255, strip=True, lower=True)
+Email = Annotated[
+    text(min_length=3, max_length=255, strip=True, lower=True, plain=True),
+    AfterValidator(normalize_email),
+]
 Password = text(min_length=8, max_length=72)
 LoginPassword = text(max_length=1024)
-Nombre = text(min_length=1, max_length=255, strip=True)
+Nombre = text(min_length=1, max_length=255, strip=True, plain=True)
 Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_SEQ)]
 Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_PAGE)]
 

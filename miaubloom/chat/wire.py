@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Conversacion, Mensaje, User
+from .schemas import without_bidi
 from .service import Summary, unread_for
 
 
@@ -15,9 +16,15 @@ def timestamp(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds") + "Z"
 
 
+def name(u: User) -> str:
+    """A user's name as shown: registration refuses bidirectional controls, and a name
+    stored by another writer (the MiauBloom app) is shown without them."""
+    return without_bidi(u.nombre_completo)
+
+
 def user(u: User) -> dict:
     """`user` of the auth routes."""
-    return {"id": u.id, "email": u.email, "nombreCompleto": u.nombre_completo, "rol": u.rol}
+    return {"id": u.id, "email": u.email, "nombreCompleto": name(u), "rol": u.rol}
 
 
 def mensaje(m: Mensaje) -> dict:
@@ -58,7 +65,7 @@ def summary(s: Summary, online: bool) -> dict:
         "id": s.conversacion.id,
         "otroUsuario": {
             "id": s.otro.id,
-            "nombre": s.otro.nombre_completo,
+            "nombre": name(s.otro),
             "email": s.otro.email,
             "avatar": s.avatar,
             "online": online,

@@ -56,7 +56,7 @@ export class ConversationView {
     const generation = ++this.generation;
     this.conversation = row;
     this.timeline = new Timeline(this.me.id);
-    this.n.title.textContent = row.otroUsuario.nombre;
+    this.n.title.replaceChildren(el("bdi", {}, row.otroUsuario.nombre));
     this.n.list.replaceChildren();
     this.n.historyStatus.textContent = "Cargando…";
     this.setClosed(Boolean(row.cerrada));
@@ -422,7 +422,8 @@ export class ConversationView {
       const [symbol, label] = TICKS[entry.state];
       meta.append(" ", el("span", { className: "tick", title: label, "aria-label": label }, symbol));
     }
-    const parts = [el("p", { className: "message-text" }, entry.contenido), meta];
+    // Shown as sent, in an isolate of its own (dir=auto): a U+202E in it reverses only itself.
+    const parts = [el("p", { className: "message-text", dir: "auto" }, entry.contenido), meta];
     if (entry.state === "failed") {
       parts.push(
         el("p", { className: "message-error", role: "alert" }, entry.error || "No enviado"),

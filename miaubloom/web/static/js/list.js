@@ -95,9 +95,10 @@ export class ConversationList {
 
   item(row) {
     const last = row.ultimoMensaje;
-    let preview = "Sin mensajes todavía";
-    if (last) preview = (last.remitente === this.myRemitente ? "Tú: " : "") + last.contenido;
-    if (row.cerrada) preview = "Conversación cerrada · " + preview;
+    // User text sits in bidi isolates (<bdi>): it cannot reorder the words around it.
+    let preview = ["Sin mensajes todavía"];
+    if (last) preview = [last.remitente === this.myRemitente ? "Tú: " : "", el("bdi", {}, last.contenido)];
+    if (row.cerrada) preview = ["Conversación cerrada · ", ...preview];
     const button = this.button(row.otroUsuario, preview, last?.fechaHora, row.mensajesNoLeidos, {
       conversationId: row.id,
     });
@@ -108,7 +109,7 @@ export class ConversationList {
 
   contactItem(contact) {
     const who = { id: contact.id, nombre: contact.nombreCompleto };
-    const button = this.button(who, "Empezar la conversación", null, 0, { contactId: contact.id });
+    const button = this.button(who, ["Empezar la conversación"], null, 0, { contactId: contact.id });
     button.addEventListener("click", () => this.onSelect({ contactId: contact.id }));
     return el("li", {}, button);
   }
@@ -129,8 +130,8 @@ export class ConversationList {
       el(
         "span",
         { className: "item-main" },
-        el("span", { className: "item-name" }, who.nombre),
-        el("span", { className: "item-preview" }, preview),
+        el("span", { className: "item-name" }, el("bdi", {}, who.nombre)),
+        el("span", { className: "item-preview" }, ...preview),
       ),
       el("span", { className: "item-meta" }, el("time", { datetime: when || undefined }, shortTime(when)), badge),
     );

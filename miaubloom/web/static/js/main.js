@@ -2,7 +2,7 @@
 
 import { api, session } from "./api.js";
 import { ChatSession } from "./chat.js";
-import { byId, show } from "./dom.js";
+import { byId, el, show } from "./dom.js";
 
 let chat = null;
 
@@ -33,7 +33,8 @@ function showLogin(message = "") {
 
 function startChat(user) {
   show(byId("auth-view"), false);
-  byId("me-name").textContent = `${user.nombreCompleto} · ${user.rol}`;
+  // The name in its own bidi isolate: whatever it holds cannot reorder " · rol".
+  byId("me-name").replaceChildren(el("bdi", {}, user.nombreCompleto), ` · ${user.rol}`);
   show(byId("me"), true);
   show(byId("chat-view"), true);
   chat = new ChatSession(user, session.token, { onSignedOut: showLogin });
