@@ -73,7 +73,7 @@ OPERATIONS = (
               (200, out.NoLeidosResponse)),
     Operation("get", "/api/chat/contactos", "Whom the caller may chat with",
               (200, out.ContactosResponse)),
-    Operation("get", "/api/health", "Whether the database answers", (200, out.HealthResponse),
+    Operation("get", "/api/health", "Whether the database answers (and Redis, reported)", (200, out.HealthResponse),
               auth=False),
 )  # fmt: skip
 
