@@ -158,3 +158,41 @@ def test_the_apps_own_chat_pages(node_client, live_server):
     ]
     assert seen["errors"]["psicologo"] == [] and seen["errors"]["nuevo"] == []
     assert took < 50
+
+
+def test_the_largest_messages_as_the_app_sends_them(node_client, live_server, app):
+    """65,535 bytes of UTF-8 go through as the JavaScript client frames them, on both
+    Socket.IO transports and over HTTP, whatever the text; one byte more is too_large."""
+    from miaubloom.extensions import db
+    from miaubloom.models import Mensaje
+
+    remote = RemoteClient(live_server.url)
+    psi, pac, cid = People(remote).pair()  # type: ignore[arg-type]
+    setup = {
+        "password": PASSWORD,
+        "paciente": {"email": pac.email},
+        "psicologo": {"email": psi.email},
+        "conversacionId": cid,
+    }
+    seen = _run_node(node_client.parent / "big_messages.mjs", live_server.url, json.dumps(setup))
+    labels = ["euro", "control", "mixed"]
+    assert {k: v["bytes"] for k, v in seen["texts"].items()} == dict.fromkeys(labels, 65_535)
+    assert seen["texts"]["control"]["json"] > 6 * 65_000  # the worst case, framed
+    assert seen["maxPayload"] >= seen["texts"]["control"]["json"]
+    too_large = {"success": False, "code": "too_large"}
+    for transport in ("websocket", "polling"):
+        result = seen["socket"][transport]
+        for label in labels:
+            assert result["sent"][label]["same"] and result["sent"][label]["connected"], (
+                transport,
+                label,
+            )
+        assert too_large.items() <= result["oneMore"].items(), result["oneMore"]
+        assert result["stillConnected"] is True
+    for label in labels:
+        assert seen["http"][label] == {"status": 201, "code": None, "same": True}, label
+    assert seen["http"]["oneMore"] == {"status": 413, "code": "too_large", "same": False}
+    with app.app_context():  # stored byte for byte, nothing of the refused ones
+        stored = db.session.scalars(db.select(Mensaje.contenido).order_by(Mensaje.seq)).all()
+    assert len(stored) == 9
+    assert all(len(text.encode()) == 65_535 for text in stored)
