@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# What the MiauBloom column `Mensajes.contenido` (MySQL TEXT) holds: PROTOCOL.md's hard limit.
+# What the MiauBloom column `Mensajes.contenido` (MySQL TEXT) holds: the hard limit of docs/PROTOCOL.md, Messages.
 MESSAGE_MAX_BYTES = 65_535
 # The largest a MESSAGE_MAX_BYTES message gets as the JSON a client sends: every byte a
 # control character written as \u00XX (6 bytes), plus the rest of the event or body

@@ -78,7 +78,7 @@ def _check_secret(app: Flask, config: Config) -> None:
 
 
 def frame_bytes(max_length: int) -> int:
-    """The largest JSON a client may send for one accepted message (PROTOCOL.md, contenido)."""
+    """The largest JSON a client may send for one accepted message (docs/PROTOCOL.md, Messages)."""
     # JSON escapes a byte as at most 6 (a control character as \u00XX) and a code point as
     # at most 12 (an astral one as two \uXXXX); 4 KiB covers the event's other fields.
     return min(6 * MESSAGE_MAX_BYTES, 12 * max_length) + 4096

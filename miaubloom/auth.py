@@ -157,7 +157,7 @@ def check_claims(caller: Caller, payload: object) -> None:
     """A payload's userId and rol, when present, must be the caller's own, or Forbidden.
 
     The payload is raw data (a dict, a query string) or a parsed model. The
-    client's claims are never trusted, only compared (PROTOCOL.md, People).
+    client's claims are never trusted, only compared (docs/PROTOCOL.md, "Who is calling").
     """
     if isinstance(payload, Mapping):
         user_id, rol = payload.get("userId"), payload.get("rol")

@@ -364,10 +364,11 @@ def test_oversized_body_is_too_large(client, people):
     psi, pac, cid = people.pair()
     r = client.post(
         "/api/chat/mensajes",
-        json={"conversacionId": cid, "contenido": "x" * 100_000},
+        json={"conversacionId": cid, "contenido": "x" * 500_000},
         headers=pac.headers,
     )
     assert (r.status_code, r.json["code"]) == (413, "too_large")
+    assert r.json["message"] == "Cuerpo de la solicitud demasiado grande"
 
 
 def test_health(client, app):

@@ -24,7 +24,7 @@ REFUSED = {"message": "No autenticado", "code": "unauthenticated"}
 
 
 class ChatNamespace(Namespace):
-    """Namespace "/": the events of PROTOCOL.md."""
+    """Namespace "/": the events of docs/PROTOCOL.md."""
 
     def __init__(self, namespace: str, presence: Presence, typing: Typing) -> None:
         super().__init__(namespace)
@@ -153,7 +153,7 @@ class ChatNamespace(Namespace):
         return {"mensaje": wire.mensaje(sent.mensaje)}
 
     def _typing(self, caller: Caller, data: object) -> dict:
-        # Coalesced: a repeat within the typing window only refreshes it (PROTOCOL.md v1.1).
+        # Coalesced: a repeat within the typing window only refreshes it (docs/PROTOCOL.md, Typing).
         conversacion_id = self._typist_of(caller, data)
         if self.typing.start(request.sid, caller.user_id, conversacion_id):
             self._start_sweeper()

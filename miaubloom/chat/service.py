@@ -417,7 +417,8 @@ def history(
 
     after=N pages forward (catch-up), before=N pages back (history); with
     neither, the newest page. A page also stops once its messages' text
-    reaches PAGE_MAX_BYTES (always at least one message), with hasMore.
+    reaches PAGE_MAX_BYTES (always at least one message), with hasMore
+    (docs/PROTOCOL.md, History).
     """
     member_conversation(caller, conversacion_id)
     where = [Mensaje.conversacion_id == conversacion_id]
@@ -463,7 +464,8 @@ def open_history(caller: Caller, conversacion_id: str) -> tuple[list[Mensaje], b
 
     The messages keep `leido` as it was before this call; then the other
     member's messages up to the newest one shown are marked read, as
-    chat:mark-read does, and the Read is returned to be announced alike.
+    chat:mark-read does, and the Read is returned to be announced alike
+    (docs/PROTOCOL.md, History).
     """
     limit = current_app.config["LEGACY_HISTORY_MAX"]
     page, has_more = history(caller, conversacion_id, limit=limit)
@@ -534,7 +536,8 @@ def list_conversations(caller: Caller, incluir_cerradas: bool = False) -> list[S
     """The caller's conversations: unread first, then the most recently updated.
 
     Every current assignment gets its conversation first (the app never opens
-    one itself); conversations closed by a reassignment come only on request.
+    one itself); conversations closed by a reassignment come only on request
+    (docs/PROTOCOL.md, The conversation list).
     """
     ensure_assigned(caller)
     otro = aliased(User)

@@ -28,7 +28,7 @@ IP_LIMITS = {"api.login": "RATELIMIT_LOGIN", "api.register": "RATELIMIT_REGISTER
 SHARED_WITH_EVENTS = {"api.enviar": "chat:send-message"}
 # Socket event → config key; events not listed spend RATELIMIT_EVENTS. Typing spends
 # nothing: the app emits it on every keystroke, and it is never refused for being
-# frequent (PROTOCOL.md v1.1); repeats are coalesced in memory, which keeps them cheap.
+# frequent (docs/PROTOCOL.md, Typing); repeats are coalesced in memory, which keeps them cheap.
 EVENT_LIMITS: dict[str, str | None] = {
     "chat:send-message": "RATELIMIT_MESSAGES",
     "chat:typing": None,

@@ -83,8 +83,8 @@ SPECIAL_TEXT = st.sampled_from(
         "' OR '1'='1",
         "%s%n%x",
         "../../etc/passwd",
-        "x" * 4001,
-        "é" * 4001,
+        "x" * 65_536,
+        "é" * 32_768,  # 65,536 bytes
         "y" * 70_000,
     ]
 )
