@@ -88,9 +88,11 @@ def _check_sizes(app: Flask) -> None:
     """Refuse to start with a frame or body limit that would cut off an accepted message."""
     max_length = app.config["MAX_MESSAGE_LENGTH"]
     needed = frame_bytes(max_length)
-    problems = (
-        [f"MAX_MESSAGE_LENGTH must be at least 1, got {max_length}"] if max_length < 1 else []
-    )
+    problems = [
+        f"{name} must be at least 1, got {app.config[name]}"
+        for name in ("MAX_MESSAGE_LENGTH", "PAGE_MAX_BYTES", "LEGACY_HISTORY_MAX")
+        if app.config[name] < 1
+    ]
     problems += [
         f"{name}={app.config[name]} is below the {needed} bytes a message of "
         f"MAX_MESSAGE_LENGTH={max_length} may take as JSON; raise it or lower MAX_MESSAGE_LENGTH"
