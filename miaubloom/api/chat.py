@@ -41,8 +41,7 @@ def abrir_conversacion() -> ResponseReturnValue:
 
 @bp.get("/chat/mensajes")
 def mensajes() -> ResponseReturnValue:
-    """A page of history (before=), a catch-up (after=), the newest page (limit=) or, with
-    none of them, the app's history call: the whole history, which it marks read."""
+    """A page (after=, before=, limit=), or with none of them the app's call: all, then read."""
     who, q = caller(), query(HistoryQuery)
     if not q.paged:
         page, has_more, read = service.open_history(who, q.conversacionId)
