@@ -6,7 +6,7 @@ import json
 import math
 from typing import TypeVar
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..auth import Caller, authenticate, check_claims, token_from
@@ -34,8 +34,22 @@ def query(model: type[M]) -> M:
 
 
 def caller() -> Caller:
-    """Who is calling, from the Bearer header or the auth_token cookie."""
-    return authenticate(token_from(request.headers, request.cookies))
+    """Who is calling, from the Bearer header or the auth_token cookie.
+
+    A userId or rol in the query string or the JSON body must be the caller's
+    own, on every route (Forbidden otherwise).
+    """
+    who = authenticate(token_from(request.headers, request.cookies))
+    for key in ("userId", "rol"):  # every value: ?userId=me&userId=other is refused too
+        for value in request.args.getlist(key):
+            check_claims(who, {key: value})
+    try:
+        data = json_body()
+    except Invalid:
+        data = None  # no JSON body: refused by body() where a route reads one
+    if isinstance(data, dict):
+        check_claims(who, data)
+    return who
 
 
 def ok(status: int = 200, **fields: object) -> ResponseReturnValue:
@@ -45,6 +59,18 @@ def ok(status: int = 200, **fields: object) -> ResponseReturnValue:
 
 def json_body() -> object:
     """The body as strict JSON (RFC 8259), or Invalid: never a 500, whatever the bytes."""
+    if "json_body" not in g:  # decoded once per request (caller() reads it too)
+        try:
+            g.json_body = (_decode_body(), None)
+        except Invalid as exc:
+            g.json_body = (None, exc)
+    data, error = g.json_body
+    if error is not None:
+        raise error
+    return data
+
+
+def _decode_body() -> object:
     if not request.is_json:
         raise Invalid("Se esperaba un cuerpo JSON (Content-Type: application/json)")
     try:
