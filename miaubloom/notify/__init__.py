@@ -22,4 +22,7 @@ def init_app(app: Flask) -> Notifier:
             "chat page at that address. Set it (e.g. https://chat.example.org).\n"
         )
         raise SystemExit(2)
+    from .cli import notify_worker
+
+    app.cli.add_command(notify_worker)
     return jobs.init_app(app)

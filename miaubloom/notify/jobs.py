@@ -42,9 +42,9 @@ MAX_SCHEDULED = 100_000
 SCAN_LIMIT = 1000
 # After a failed enqueue, this process leaves scheduling to the scan for this long.
 PAUSE_AFTER_FAILURE = 5.0
-# Queue maintenance (dead workers' jobs back to the queue) on 1 in 10 worker fetches;
+# Queue maintenance (dead workers' jobs back to the queue) on every worker fetch;
 # never from a web process, whose enqueues must stay one short round trip.
-WORKER_MAINTENANCE = 100_000
+WORKER_MAINTENANCE = 1_000_000
 
 
 class Notifier:
@@ -169,7 +169,13 @@ class Notifier:
         f = ledger.facts(conversacion_id, usuario_id)
         if f is None:
             return "gone"
-        if ledger.settle_stale(f, now):
+        settled = ledger.settle_stale(f, now)
+        if settled is not None:
+            # A claim whose attempt died: before DATA it may be sent again, after it never.
+            ids = {"conversacionId": conversacion_id, "userId": usuario_id}
+            level = logging.WARNING if settled == "presumed-sent" else logging.INFO
+            log.log(level, "notification claim expired: %s", settled, extra=ids)
+            self.outcomes.labels(outcome=settled).inc()
             f = ledger.facts(conversacion_id, usuario_id)
             assert f is not None
         if f.row.estado is not None:

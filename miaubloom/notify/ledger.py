@@ -162,21 +162,17 @@ def cover(f: Facts, seq: int) -> int:
     return max(seq, f.row.cubierto_seq)
 
 
-def settle_stale(f: Facts, now: datetime) -> bool:
-    """End a claim whose lease ran out: released before DATA, presumed sent after; True if one was."""
+def settle_stale(f: Facts, now: datetime) -> str | None:
+    """End a claim whose lease ran out: "released" before DATA, "presumed-sent" after; or None."""
     row = f.row
     if row.estado is None or row.plazo is None or row.plazo > now:
-        return False
+        return None
     if row.estado == SENDING:
-        return finish(f, row.intento or "", sent_at=now)
+        return "presumed-sent" if finish(f, row.intento or "", sent_at=now) else None
     mine = _where(f, _N.intento == row.intento, _N.estado == CLAIMED)
-    return bool(
-        _commit(
-            update(Notificacion.__table__)
-            .where(*mine)
-            .values(estado=None, intento=None, plazo=None)
-        )
-    )
+    values = {"estado": None, "intento": None, "plazo": None}
+    released = _commit(update(Notificacion.__table__).where(*mine).values(**values))
+    return "released" if released else None
 
 
 def claim(
