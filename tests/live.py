@@ -138,7 +138,12 @@ class LiveWorker(LiveServer):
     READY = "notification worker started"
 
     def __init__(
-        self, database_url: str, env: Mapping[str, str], log_path: Path, threads: int = 2
+        self,
+        database_url: str,
+        env: Mapping[str, str],
+        log_path: Path,
+        async_mode: str = "threading",
+        threads: int = 2,
     ) -> None:
         self.log_path = log_path
         self._out = open(log_path, "ab")  # noqa: SIM115
@@ -146,7 +151,7 @@ class LiveWorker(LiveServer):
         self.process = subprocess.Popen(
             [*command, "--threads", str(threads)],
             cwd=ROOT,
-            env=process_env(database_url, "threading", 0, env),
+            env=process_env(database_url, async_mode, 0, env),
             stdout=self._out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -17,7 +18,8 @@ from flask import Flask
 from config import TestConfig
 from miaubloom import create_app
 from miaubloom.extensions import db, socketio
-from miaubloom.notify import EXTENSION
+from miaubloom.models import utcnow
+from miaubloom.notify import EXTENSION, ledger
 
 from .conftest import People
 from .mailbox import Mailbox
@@ -273,3 +275,36 @@ def test_the_setting_route_checks_its_caller_and_body(client, people):
     assert r.json == {"success": True, "correo": False, "disponible": False}
     # Each person's own: the psychologist's is still on.
     assert client.get("/api/chat/notificaciones", headers=psi.headers).json["correo"] is True
+
+
+def test_one_claim_at_a_time_and_data_never_begun_twice(notifying):
+    # The ledger alone, on the real database: the rules that keep a mail from going out twice.
+    app = notifying(NOTIFY_AFTER_SECONDS=3600)  # no job comes due during the test
+    people = People(app.test_client())
+    psi, pac, cid = people.pair()
+    people.send(pac, cid, SECRETS[0])
+    hour, lease = 3600, 2
+    with app.app_context():
+        now = utcnow()
+        facts = lambda: ledger.facts(cid, psi.id)  # noqa: E731
+        first = ledger.claim(facts(), 0, 1, now, hour, lease)
+        assert first is not None
+        assert ledger.claim(facts(), 0, 1, now, hour, lease) is None  # held by the first
+        assert ledger.settle_stale(facts(), now) is None  # its lease still runs
+        later = now + timedelta(seconds=lease + 1)
+        assert ledger.settle_stale(facts(), later) == "released"  # died before DATA
+        second = ledger.claim(facts(), 0, 1, later, hour, lease)
+        assert second is not None
+        assert ledger.sending(facts(), first, later, lease) is False  # too late to begin DATA
+        assert ledger.sending(facts(), second, later, lease) is True
+        # Once DATA began, an expired lease means "presumed sent", never "send again".
+        gone = later + timedelta(seconds=lease + 1)
+        assert ledger.settle_stale(facts(), gone) == "presumed-sent"
+        row = facts().row
+        assert (row.estado, row.cubierto_seq) == (None, 1)
+        assert abs(row.enviado_at - gone) < timedelta(milliseconds=1)  # MySQL keeps milliseconds
+        assert ledger.finish(facts(), second, sent_at=gone) is False  # nothing left to finish
+        people.send(pac, cid, SECRETS[1])
+        assert ledger.claim(facts(), 1, 2, gone, hour, lease) is None  # within the interval
+        assert ledger.claim(facts(), 1, 2, gone + timedelta(hours=1), hour, lease) is not None
+        db.session.remove()

@@ -54,11 +54,12 @@ def own_redis(tmp_path) -> Iterator[OwnRedis]:
 
 @pytest.fixture
 def start_worker(database_url: str, tmp_path) -> Iterator[Callable[..., LiveWorker]]:
-    """start_worker(env): a notification worker process, stopped at the end."""
+    """start_worker(env, async_mode): a notification worker process, stopped at the end."""
     workers: list[LiveWorker] = []
 
-    def start(env: dict[str, str]) -> LiveWorker:
-        worker = LiveWorker(database_url, env, tmp_path / f"worker-{len(workers)}.log")
+    def start(env: dict[str, str], async_mode: str = "threading") -> LiveWorker:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        worker = LiveWorker(database_url, env, log, async_mode=async_mode)
         workers.append(worker)
         return worker
 
@@ -103,7 +104,7 @@ def test_a_web_process_killed_before_queueing_the_job_loses_no_notification(
     proxy = TcpProxy(("127.0.0.1", own_redis.port))
     web_env = {**env, "SOCKETIO_MESSAGE_QUEUE": f"redis://127.0.0.1:{proxy.port}/0"}
     web = start_server(how="gunicorn-gevent", async_mode="gevent", env=web_env)
-    start_worker(env)
+    start_worker(env, async_mode="gevent")  # as production runs it: the same environment
     psi, pac, cid = people_at(web.url).pair()
     proxy.cut()
     people_at(web.url).send(pac, cid, SECRET)  # committed: 201
