@@ -2,14 +2,15 @@
 
 A silent Redis (a partition that drops packets without a reset) would hold each
 caller until the kernel gave up, minutes later, and redis-py's default retries
-with back-off add seconds more. Every client the app builds here (rate-limit
-storage, presence, the relay, logouts, health) connects, reads and writes with
-a deadline of REDIS_TIMEOUT seconds and retries only a connection found closed.
-The first deadline missed, or connection refused, marks that address down for
-REDIS_RETRY_AFTER seconds: meanwhile connecting fails at once, so callers take
-their fallback (limits fail open, presence answers for this process, emits are
-dropped and caught up by seq) without each waiting out its own timeout. Then one
-caller tries again; an answer marks the address up.
+with back-off add seconds more. Every Redis client of the app (rate-limit
+storage, presence, the relay, logouts, notification jobs, health) connects,
+reads and writes with a deadline of REDIS_TIMEOUT seconds and retries only a
+connection found closed. The first deadline missed, or connection refused,
+marks that address down for REDIS_RETRY_AFTER seconds: meanwhile calls fail at
+once, so callers take their fallback (limits fail open, presence answers for
+this process, emits are dropped and caught up by seq) without each waiting out
+its own timeout. Then one caller tries again; an answer marks the address up,
+and connections opened before the silence are replaced as they are next used.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ _POLL = 1.0
 _lock = threading.Lock()
 # address -> monotonic time before which nobody connects to it
 _down_until: dict[str, float] = {}
+# address -> how many times it was marked down: a connection opened before the latest
+# mark may be dead for good (a partition that outlived a NAT entry), so it is replaced.
+_silences: dict[str, int] = {}
 
 
 class RedisDown(RedisConnectionError):
@@ -60,6 +64,7 @@ def _mark_down(address: str, down_for: float, error: BaseException) -> None:
     with _lock:
         was_up = address not in _down_until
         _down_until[address] = time.monotonic() + down_for
+        _silences[address] = _silences.get(address, 0) + 1
     if was_up:
         log.warning(
             "Redis at %s did not answer (%s); not waiting on it for %.1f s",
@@ -81,13 +86,17 @@ def _mark_up(address: str) -> None:
 class _Guarded:
     """Connection behaviour: refuse to connect while down; mark down on a missed deadline."""
 
+    # Provided by the redis-py connection class this is mixed into.
     host: str
     port: int
+    _sock: Any
+    disconnect: Callable[..., None]
 
     def __init__(self, *args: Any, down_for: float = 2.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.down_for = down_for
         self._probe: float | None = None  # the down mark this connection may go past
+        self._opened_after = 0  # _silences of its address when it connected
 
     @property
     def address(self) -> str:
@@ -99,7 +108,11 @@ class _Guarded:
         _mark_down(self.address, self.down_for, error)
 
     def _check(self) -> None:
-        """Raise RedisDown while the address is down; past that, let one connection probe."""
+        """Reopen a connection older than the last silence; while down, refuse but one probe."""
+        if self._sock is not None and self._opened_after != _silences.get(self.address, 0):
+            # Opened before Redis went silent, it may be dead for good (a partition that
+            # outlived a NAT entry): the send below opens a fresh one.
+            self.disconnect()
         until = _down_until.get(self.address)
         if until is None or until == self._probe:  # the usual case, and the probe's own calls
             return
@@ -111,13 +124,12 @@ class _Guarded:
             if now >= until:  # this connection probes; the others wait for its outcome
                 self._probe = _down_until[self.address] = now + self.down_for
                 return
-        # A connection opened before the silence may be dead for good (a lost NAT entry):
-        # used now, it is closed, so the next try opens a fresh one.
-        self.disconnect()  # type: ignore[attr-defined]
+        self.disconnect()
         raise RedisDown(f"Redis at {self.address} did not answer lately")
 
     def _connect(self) -> Any:
         self._check()
+        self._opened_after = _silences.get(self.address, 0)
         try:
             return super()._connect()  # type: ignore[misc]
         except OSError as exc:  # refused, unreachable, or no answer to the handshake

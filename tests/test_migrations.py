@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask_migrate import stamp, upgrade
 
 from config import TestConfig
@@ -227,11 +228,18 @@ def _email_column(engine) -> tuple:  # type: ignore[no-untyped-def]
         )
 
 
-def _users_at_0002(app, emails: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """A database at 0002 holding users with these addresses, as another writer stored them."""
+def _before_email(app) -> str:  # type: ignore[no-untyped-def]
+    """The revision 0003_email_exact follows (revisions are re-chained as branches land)."""
+    with app.app_context():
+        scripts = ScriptDirectory.from_config(app.extensions["migrate"].migrate.get_config())
+        return scripts.get_revision("0003_email_exact").down_revision
+
+
+def _users_before_email(app, emails: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A database just before 0003 holding users with these addresses, as another writer stored them."""
     ids = {email: str(uuid.uuid4()) for email in emails}
     with app.app_context():
-        upgrade(revision="0002_chat_columns")
+        upgrade(revision=_before_email(app))
         with db.engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -258,7 +266,7 @@ NFD = "pa\u0301c1@test.miaubloom"  # "pác1" typed as a letter and a combining a
 
 def test_email_upgrade_normalises_addresses_and_compares_them_exactly(empty_database):
     app = create_app(TestConfig(empty_database))
-    ids = _users_at_0002(app, ["  Ana@Test.MiauBloom", NFD, "pac1@test.miaubloom"])
+    ids = _users_before_email(app, ["  Ana@Test.MiauBloom", NFD, "pac1@test.miaubloom"])
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -285,7 +293,7 @@ def test_email_upgrade_refuses_addresses_that_would_be_one_and_changes_nothing(e
     # Distinct to both databases today (MariaDB's utf8mb4_general_ci tells NFD from NFC), one
     # address once normalised. SQLite, binary, also holds two spellings of one address.
     emails = [NFD, nfc, "ok@test.miaubloom"] + ([] if on_mysql() else ["Ana@x.com", "ana@x.com"])
-    ids = _users_at_0002(app, emails)
+    ids = _users_before_email(app, emails)
     before = _stored(app)
     with app.app_context():
         # Alembic's own command, to see the error (`flask db upgrade` prints it and exits 1).
@@ -300,7 +308,7 @@ def test_email_upgrade_refuses_addresses_that_would_be_one_and_changes_nothing(e
         assert f"Users.id={ids[email]}" in message, email
     assert f"Users.id={ids['ok@test.miaubloom']}" not in message
     assert _stored(app) == before
-    assert _revision(app) == "0002_chat_columns"
+    assert _revision(app) == _before_email(app)
     if on_mysql():
         assert collation == "utf8mb4_general_ci"
     # Once an operator gives each account its own address, the upgrade goes through.
@@ -317,3 +325,44 @@ def test_email_upgrade_refuses_addresses_that_would_be_one_and_changes_nothing(e
         upgrade()
         db.engine.dispose()
     assert _revision(app) == "0003_email_exact"
+
+
+def test_notification_tables_are_added_in_place(empty_database):
+    # A database at the chat's 0002 with rows in it gains the two chat-owned tables, empty,
+    # and keeps every row; downgrading removes them again.
+    app = create_app(TestConfig(empty_database))
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    with app.app_context():
+        upgrade(revision="0001_miaubloom_base")
+        with db.engine.begin() as conn:
+            ids = _legacy_rows(conn, now)
+        upgrade(revision="0002_chat_columns")
+        upgrade(revision="0005_notifications")
+        tables = set(sa.inspect(db.engine).get_table_names())
+        assert {"chat_notificaciones", "chat_preferencias"} <= tables
+        with db.engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM Mensajes")).scalar() == 5
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM chat_notificaciones")).scalar() == 0
+            conn.execute(
+                sa.text("INSERT INTO chat_preferencias (usuario_id, updated_at) VALUES (:u, :t)"),
+                {"u": ids["pac"], "t": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO chat_notificaciones (conversacion_id, usuario_id) VALUES (:c, :u)"
+                ),
+                {"c": ids["c1"], "u": ids["psi"]},
+            )
+            # The defaults the migration gives: notified by default, nothing covered or in flight.
+            assert conn.execute(sa.text("SELECT notificar_correo FROM chat_preferencias")).scalar()
+            row = conn.execute(
+                sa.text("SELECT cubierto_seq, fallos, estado FROM chat_notificaciones")
+            ).one()
+            assert tuple(row) == (0, 0, None)
+        from flask_migrate import downgrade
+
+        downgrade(revision="0002_chat_columns")
+        tables = set(sa.inspect(db.engine).get_table_names())
+        assert not {"chat_notificaciones", "chat_preferencias"} & tables
+        assert "Mensajes" in tables
+        db.engine.dispose()

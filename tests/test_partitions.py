@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from .cluster import REDIS_URL, redis_up, start_cluster
 from .conftest import PASSWORD, on_mysql
+from .live import free_port
 from .realtime import Peer, full_log, people_at, wait_for_event
 from .tcpproxy import TcpProxy
 
@@ -52,8 +53,12 @@ def test_a_silent_redis_holds_up_no_call_and_the_cluster_heals(start_server, que
     redis_at = urlparse(REDIS_URL)
     proxy = TcpProxy((redis_at.hostname or "127.0.0.1", redis_at.port or 6379))
     # Rate limits on, counted in the same Redis (the queue's): every call below is limited.
+    # Notifications on (their jobs queue in that Redis too; no mail is due within the test).
     env = queue_env(
-        f"redis://127.0.0.1:{proxy.port}/0", RATELIMIT_ENABLED="true", SESSION_CHECK_SECONDS="60"
+        f"redis://127.0.0.1:{proxy.port}/0",
+        RATELIMIT_ENABLED="true",
+        SESSION_CHECK_SECONDS="60",
+        SMTP_URL=f"smtp://127.0.0.1:{free_port()}",
     )
     try:
         a, b = start_cluster(start_server, env)

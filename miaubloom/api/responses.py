@@ -194,3 +194,10 @@ class HealthResponse(OkOut):
     redis: Literal["ok", "unavailable", "none"] = Field(
         description="the Redis of the queue and rate limits; 'none' when not configured"
     )
+
+
+class NotificacionesResponse(OkOut):
+    """GET and PUT /api/chat/notificaciones."""
+
+    correo: bool = Field(description="e-mail notifications of unread messages are on")
+    disponible: bool = Field(description="this server sends e-mail (SMTP_URL is set)")

@@ -3,6 +3,7 @@
 import { api, session } from "./api.js";
 import { ChatSession } from "./chat.js";
 import { byId, el, show } from "./dom.js";
+import { hideNotifySwitch, loadNotifySwitch } from "./notifications.js";
 
 let chat = null;
 
@@ -22,6 +23,7 @@ function showLogin(message = "") {
   session.token = null;
   show(byId("chat-view"), false);
   show(byId("me"), false);
+  hideNotifySwitch();
   show(byId("banner"), false);
   show(byId("transport-note"), false);
   show(byId("auth-view"), true);
@@ -36,6 +38,7 @@ function startChat(user) {
   // The name in its own bidi isolate: whatever it holds cannot reorder " · rol".
   byId("me-name").replaceChildren(el("bdi", {}, user.nombreCompleto), ` · ${user.rol}`);
   show(byId("me"), true);
+  loadNotifySwitch();
   show(byId("chat-view"), true);
   chat = new ChatSession(user, session.token, { onSignedOut: showLogin });
   chat.start();
