@@ -15,7 +15,9 @@ from .test_browser_chat import assert_clean, browsers, logged_in  # noqa: F401  
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
+METRICS_TOKEN = "token-de-metricas-para-las-pruebas"
 SETTINGS = {
+    "METRICS_TOKEN": METRICS_TOKEN,  # /metrics is off without it
     "PUBLIC_BASE_URL": "https://chat.example.org",
     "NOTIFY_AFTER_SECONDS": "1",
     "NOTIFY_INTERVAL_SECONDS": "1",
@@ -38,7 +40,8 @@ def checked(page: Page) -> bool:
 
 def outcome(url: str, name: str) -> float:
     """A server's count of notification jobs that ended with this outcome (from /metrics)."""
-    text = requests.get(url + "/metrics", timeout=5).text
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    text = requests.get(url + "/metrics", headers=bearer, timeout=5).text
     line = f'miaubloom_notifications_total{{outcome="{name}"}} '
     found = [row for row in text.splitlines() if row.startswith(line)]
     return float(found[0].split()[-1]) if found else 0.0
