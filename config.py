@@ -17,6 +17,14 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """Read a setting that takes one of a few words (the first is the default)."""
+    raw = os.environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise RuntimeError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _list(name: str, default: list[str]) -> list[str]:
     """Read a comma-separated setting."""
     raw = os.environ.get(name)
@@ -49,6 +57,11 @@ class Config:
         # Chat rules.
         self.MAX_MESSAGE_LENGTH = _int("MAX_MESSAGE_LENGTH", 4000)
         self.TYPING_TIMEOUT = _int("TYPING_TIMEOUT", 6)
+        # v1.2: how long after sending its sender may edit or delete a message, and
+        # whether a deleted message's text is kept for the clinical record ("keep":
+        # in chat_mensajes_retenidos, which no route or event reads) or gone ("off").
+        self.EDIT_WINDOW_SECONDS = _int("EDIT_WINDOW_SECONDS", 24 * 3600)
+        self.DELETED_RETENTION = _choice("DELETED_RETENTION", ("off", "keep"))
 
         # Socket.IO serving.
         self.SOCKETIO_ASYNC_MODE = env("SOCKETIO_ASYNC_MODE", "threading")
@@ -79,6 +92,9 @@ class Config:
         self.RATELIMIT_MESSAGES = env("RATELIMIT_MESSAGES", "60 per minute")  # per user
         self.RATELIMIT_TYPING = env("RATELIMIT_TYPING", "300 per minute")  # per user
         self.RATELIMIT_EVENTS = env("RATELIMIT_EVENTS", "600 per minute")  # other events
+        # Edits and deletions per user (socket and HTTP together), searches per user.
+        self.RATELIMIT_EDITS = env("RATELIMIT_EDITS", "30 per minute")
+        self.RATELIMIT_SEARCH = env("RATELIMIT_SEARCH", "60 per minute")
 
         # Audit log (JSON lines): a file, or stderr when unset.
         self.AUDIT_LOG = env("AUDIT_LOG", "")

@@ -42,6 +42,11 @@ UTF8MB4 = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
 # The app's text is utf8mb4; TEXT is enough for MAX_MESSAGE_LENGTH code points.
 LongText = Text().with_variant(mysql.TEXT(charset="utf8mb4"), "mysql", "mariadb")
+# Text already folded by chat/folding.py: compared byte for byte (no collation work in a scan).
+# MEDIUMTEXT: folding may lengthen a text ("ß" becomes "ss").
+FoldedText = Text().with_variant(
+    mysql.MEDIUMTEXT(charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 class ExactString(TypeDecorator):
@@ -172,6 +177,51 @@ class Mensaje(db.Model):
     seq: Mapped[int] = mapped_column(Integer)
     client_id: Mapped[str | None] = mapped_column(ExactString)
     leido_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Added by v1.2 (edit, delete, search): the current version's number and
+    # when it was written, when the message was deleted (its text is then ""),
+    # and its text folded for search (chat/folding.py), written with it.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    editado_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    eliminado_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    busqueda: Mapped[str] = mapped_column(FoldedText, default="")
+
+    @property
+    def eliminado(self) -> bool:
+        """Whether the message was deleted (a tombstone)."""
+        return self.eliminado_at is not None
+
+
+class MensajeVersion(db.Model):
+    """An earlier version of an edited message (the current one is in Mensajes)."""
+
+    __tablename__ = "chat_mensajes_versiones"
+    __table_args__ = UTF8MB4
+
+    mensaje_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("Mensajes.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    contenido: Mapped[str] = mapped_column(LongText)
+    # When this version was written: null for version 1 (sent at the message's created_at).
+    editado_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class MensajeRetenido(db.Model):
+    """A deleted message's text and earlier versions, kept when DELETED_RETENTION=keep.
+
+    For the clinical record only: no route or event reads this table.
+    """
+
+    __tablename__ = "chat_mensajes_retenidos"
+    __table_args__ = UTF8MB4
+
+    mensaje_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("Mensajes.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    contenido: Mapped[str] = mapped_column(LongText)
+    editado_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    eliminado_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class TokenRevocado(db.Model):

@@ -52,8 +52,9 @@ def test_send_and_read_history(client, people):
     assert m1["createdAt"].endswith("Z") and len(m1["createdAt"]) == 24
     assert set(m1) == {
         "id", "conversacionId", "seq", "remitente", "remitenteId",
-        "contenido", "leido", "createdAt", "clientId",
+        "contenido", "leido", "createdAt", "clientId", "version", "editadoAt", "eliminado",
     }  # fmt: skip
+    assert (m1["version"], m1["editadoAt"], m1["eliminado"]) == (1, None, False)
     r = client.get(f"/api/chat/mensajes?conversacionId={cid}", headers=psi.headers)
     assert r.status_code == 200
     assert [m["seq"] for m in r.json["mensajes"]] == [1, 2]
@@ -301,7 +302,9 @@ def test_conversation_list_shape_and_order(client, people):
     }  # fmt: skip
     assert first["ultimoMensaje"]["contenido"] == "hola doctora"
     assert first["ultimoMensaje"]["remitente"] == "paciente"
-    assert set(first["ultimoMensaje"]) == {"contenido", "remitente", "fechaHora", "leido"}
+    assert set(first["ultimoMensaje"]) == {
+        "contenido", "remitente", "fechaHora", "leido", "editadoAt", "eliminado",
+    }  # fmt: skip
     assert first["mensajesNoLeidos"] == 1
     mine = client.get("/api/chat/conversaciones", headers=pacientes[0].headers).json
     assert [c["otroUsuario"]["id"] for c in mine["conversaciones"]] == [psi.id]

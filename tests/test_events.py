@@ -6,44 +6,12 @@ import time
 
 import pytest
 
-from miaubloom.extensions import db, socketio
+from miaubloom.extensions import db
 from miaubloom.models import Mensaje
 
+from .conftest import events, joined
+
 GHOST = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture
-def sockets(app):
-    """Opens test-client sockets for people, and closes them afterwards."""
-    opened = []
-
-    def open_(person=None, **kw):
-        if person is not None and not kw:
-            kw = {"auth": {"token": person.token}}
-        s = socketio.test_client(app, **kw)
-        opened.append(s)
-        return s
-
-    yield open_
-    for s in opened:
-        if s.is_connected():
-            s.disconnect()
-
-
-def events(s, name=None):
-    """The events a socket received since last asked, optionally only those named."""
-    got = s.get_received()
-    return [
-        (e["name"], e["args"][0] if e["args"] else None) for e in got if name in (None, e["name"])
-    ]
-
-
-def joined(sockets, person, cid):
-    s = sockets(person)
-    ack = s.emit("chat:join-room", {"conversacionId": cid}, callback=True)
-    assert ack["success"], ack
-    s.get_received()
-    return s
 
 
 def test_connect_needs_a_valid_token(sockets, people):
@@ -86,7 +54,8 @@ def test_send_acks_after_commit_and_reaches_both_members(sockets, people, app):
             {
                 "conversacionId": cid,
                 "ultimoMensaje": {"contenido": "hola", "remitente": "paciente",
-                                  "fechaHora": ack["mensaje"]["createdAt"], "leido": False},
+                                  "fechaHora": ack["mensaje"]["createdAt"], "leido": False,
+                                  "editadoAt": None, "eliminado": False},
                 "mensajesNoLeidos": unread,
             }
         ]  # fmt: skip

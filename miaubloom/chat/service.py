@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
@@ -25,6 +25,7 @@ from ..models import (
     new_id,
     utcnow,
 )
+from .folding import fold
 
 CLOSED = "Conversación cerrada"
 NOT_MEMBER = "No perteneces a esta conversación"
@@ -92,6 +93,18 @@ def member_conversation(caller: Caller, conversacion_id: str) -> Conversacion:
     return conv
 
 
+def member_message(caller: Caller, message_id: str) -> tuple[Mensaje, Conversacion]:
+    """A message and its conversation if the caller is a member; Forbidden otherwise (or if absent)."""
+    row = db.session.execute(
+        select(Mensaje, Conversacion)
+        .join(Conversacion, Conversacion.id == Mensaje.conversacion_id)
+        .where(Mensaje.id == message_id, _is_member(caller))
+    ).first()
+    if row is None:
+        raise Forbidden(NOT_MEMBER)
+    return row.Mensaje, row.Conversacion
+
+
 def member_pairs(user_id: str) -> list[tuple[str, str]]:
     """(conversation id, other member's id) for every conversation of the user."""
     rows = db.session.execute(
@@ -135,6 +148,11 @@ class Outgoing:
     conversacion_id: str
     contenido: str
     client_id: str | None
+    busqueda: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Folded here, before the transaction: the send holds its locks no longer for it.
+        object.__setattr__(self, "busqueda", fold(self.contenido))
 
 
 # Sends waiting beyond this many go in the next transaction.
@@ -287,6 +305,10 @@ def _new_mensaje(out: Outgoing, conversacion_id: str, seq: int, now: datetime) -
         seq=seq,
         client_id=out.client_id,
         leido_at=None,
+        version=1,
+        editado_at=None,
+        eliminado_at=None,
+        busqueda=out.busqueda,
     )
 
 
@@ -393,7 +415,8 @@ def mark_read(
     from_other = and_(
         Mensaje.conversacion_id == conversacion_id, Mensaje.remitente_id != caller.user_id
     )
-    unread = [from_other, Mensaje.leido.is_(False)]
+    # A deleted message took itself off the unread count when it was deleted.
+    unread = [from_other, Mensaje.leido.is_(False), Mensaje.eliminado_at.is_(None)]
     if hasta_seq is not None:
         unread.append(Mensaje.seq <= hasta_seq)
     leidos = db.session.execute(
