@@ -15,7 +15,7 @@ from flask_migrate import stamp, upgrade
 from config import TestConfig
 from miaubloom import create_app
 from miaubloom.auth import Caller
-from miaubloom.chat import service
+from miaubloom.chat import revisions, search, service
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje
 
@@ -206,5 +206,24 @@ def test_existing_database_upgrades_in_place(empty_database):
         assert sent.mensaje.seq == 6
         assert service.send_message(caller, ids["c1"], "después", "C-1").mensaje.seq == 7
         assert service.send_message(caller, ids["c1"], "después", "c-1").created is False
+
+        # v1.2: every old message is version 1, not edited, not deleted, and searchable.
+        legacy = db.session.scalars(
+            sa.select(Mensaje).where(Mensaje.conversacion_id == ids["c1"]).order_by(Mensaje.seq)
+        ).all()[:5]
+        assert {(m.version, m.editado_at, m.eliminado) for m in legacy} == {(1, None, False)}
+        assert [m.busqueda for m in legacy] == [f"legacy {n} n 🌸" for n in range(5)]
+        psi = Caller(ids["psi"], "Psicólogo", "psi@app", "t", far)
+        hits, _ = search.search_messages(psi, ids["c1"], "LEGACY 3 Ñ")
+        assert [m.seq for m in hits] == [4]
+        db.session.remove()
+        first = legacy[0].id
+        app.config["EDIT_WINDOW_SECONDS"] = 10**9  # the legacy rows were written long ago
+        edited = revisions.edit_message(caller, first, "editado", 1)
+        assert (edited.mensaje.version, edited.mensaje.contenido) == (2, "editado")
+        versions = revisions.message_versions(psi, first)
+        assert [v.contenido for v in versions] == ["legacy 0 ñ 🌸", "editado"]
+        deleted = revisions.delete_message(caller, first)
+        assert deleted.mensaje.eliminado and revisions.message_versions(psi, first) == []
         db.session.remove()
         db.engine.dispose()
