@@ -96,7 +96,10 @@ export class ConversationList {
   item(row) {
     const last = row.ultimoMensaje;
     let preview = "Sin mensajes todavía";
-    if (last) preview = (last.remitente === this.myRemitente ? "Tú: " : "") + last.contenido;
+    if (last) {
+      const text = last.eliminado ? "Mensaje eliminado" : last.contenido;
+      preview = (last.remitente === this.myRemitente ? "Tú: " : "") + text;
+    }
     if (row.cerrada) preview = "Conversación cerrada · " + preview;
     const button = this.button(row.otroUsuario, preview, last?.fechaHora, row.mensajesNoLeidos, {
       conversationId: row.id,
