@@ -30,7 +30,9 @@ GEVENT_WORKER = (
     else "gevent"
 )
 MAX_CONNECTIONS = 20000
-BENCH_LIMITS = ("HTTP", "LOGIN", "REGISTER", "CONNECT", "MESSAGES", "TYPING", "EVENTS")
+BENCH_LIMITS = (
+    "HTTP", "LOGIN", "REGISTER", "CONNECT", "MESSAGES", "TYPING", "EVENTS", "EDITS", "SEARCH",
+)  # fmt: skip
 
 
 def free_port() -> int:

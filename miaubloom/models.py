@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -42,11 +43,6 @@ UTF8MB4 = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
 # The app's text is utf8mb4; TEXT is enough for MAX_MESSAGE_LENGTH code points.
 LongText = Text().with_variant(mysql.TEXT(charset="utf8mb4"), "mysql", "mariadb")
-# Text already folded by chat/folding.py: compared byte for byte (no collation work in a scan).
-# MEDIUMTEXT: folding may lengthen a text ("ß" becomes "ss").
-FoldedText = Text().with_variant(
-    mysql.MEDIUMTEXT(charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
-)
 
 
 class ExactString(TypeDecorator):
@@ -64,6 +60,35 @@ class ExactString(TypeDecorator):
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.VARBINARY(256))
         return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        """Encode to UTF-8 where the column is binary."""
+        if value is not None and dialect.name in ("mysql", "mariadb"):
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        """Decode from UTF-8 where the column is binary."""
+        if isinstance(value, bytes | bytearray):
+            return bytes(value).decode("utf-8")
+        return value
+
+
+class FoldedText(TypeDecorator):
+    """Text folded by chat/folding.py, compared byte for byte: a search does no collation work.
+
+    MEDIUMBLOB on MySQL/MariaDB (folding may lengthen a text: "ß" becomes "ss"),
+    plain text elsewhere.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # type: ignore[no-untyped-def]
+        """MEDIUMBLOB on MySQL/MariaDB, TEXT elsewhere."""
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.MEDIUMBLOB())
+        return dialect.type_descriptor(Text())
 
     def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
         """Encode to UTF-8 where the column is binary."""
@@ -177,18 +202,40 @@ class Mensaje(db.Model):
     seq: Mapped[int] = mapped_column(Integer)
     client_id: Mapped[str | None] = mapped_column(ExactString)
     leido_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    # Added by v1.2 (edit, delete, search): the current version's number and
-    # when it was written, when the message was deleted (its text is then ""),
-    # and its text folded for search (chat/folding.py), written with it.
+    # Added by v1.2 (edit, delete): the current version's number and when it was
+    # written, and when the message was deleted (its text is then "").
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     editado_at: Mapped[datetime | None] = mapped_column(Timestamp)
     eliminado_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    busqueda: Mapped[str] = mapped_column(FoldedText, default="")
 
     @property
     def eliminado(self) -> bool:
         """Whether the message was deleted (a tombstone)."""
         return self.eliminado_at is not None
+
+
+class MensajeBusqueda(db.Model):
+    """A message's current text folded for search (v1.2), one narrow row per message.
+
+    Clustered by (conversacion_id, seq), apart from the wide Mensajes rows, so a
+    search that reads a whole conversation reads only this: ~5x faster on MariaDB
+    than the same scan through Mensajes (bench/search_conversation.py).
+    Written with the message, rewritten by an edit, removed by a deletion.
+    """
+
+    __tablename__ = "chat_mensajes_busqueda"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["conversacion_id", "seq"],
+            ["Mensajes.conversacion_id", "Mensajes.seq"],
+            ondelete="CASCADE",
+        ),
+        {**UTF8MB4, "sqlite_with_rowid": False},
+    )
+
+    conversacion_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    busqueda: Mapped[str] = mapped_column(FoldedText)
 
 
 class MensajeVersion(db.Model):

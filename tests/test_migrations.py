@@ -17,7 +17,7 @@ from miaubloom import create_app
 from miaubloom.auth import Caller
 from miaubloom.chat import revisions, search, service
 from miaubloom.extensions import db
-from miaubloom.models import Conversacion, Mensaje
+from miaubloom.models import Conversacion, Mensaje, MensajeBusqueda
 
 from .conftest import SERVER_URL, on_mysql
 
@@ -212,7 +212,12 @@ def test_existing_database_upgrades_in_place(empty_database):
             sa.select(Mensaje).where(Mensaje.conversacion_id == ids["c1"]).order_by(Mensaje.seq)
         ).all()[:5]
         assert {(m.version, m.editado_at, m.eliminado) for m in legacy} == {(1, None, False)}
-        assert [m.busqueda for m in legacy] == [f"legacy {n} n 🌸" for n in range(5)]
+        folded = db.session.scalars(
+            sa.select(MensajeBusqueda.busqueda)
+            .where(MensajeBusqueda.conversacion_id == ids["c1"])
+            .order_by(MensajeBusqueda.seq)
+        ).all()
+        assert folded == [f"legacy {n} n 🌸" for n in range(5)] + ["despues"] * 2
         psi = Caller(ids["psi"], "Psicólogo", "psi@app", "t", far)
         hits, _ = search.search_messages(psi, ids["c1"], "LEGACY 3 Ñ")
         assert [m.seq for m in hits] == [4]

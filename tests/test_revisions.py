@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from miaubloom.extensions import db
-from miaubloom.models import Conversacion, Mensaje, MensajeRetenido, MensajeVersion
+from miaubloom.models import (
+    Conversacion,
+    Mensaje,
+    MensajeBusqueda,
+    MensajeRetenido,
+    MensajeVersion,
+)
 
 from .conftest import events, joined
 
@@ -252,7 +258,8 @@ def test_a_tombstone_stays_in_place_and_its_text_is_gone(client, people, sockets
     assert "secreto" not in json.dumps(readable, ensure_ascii=False)
     with app.app_context():
         row = db.session.get(Mensaje, m["id"])
-        assert (row.contenido, row.busqueda, row.eliminado) == ("", "", True)
+        assert (row.contenido, row.eliminado) == ("", True)
+        assert db.session.get(MensajeBusqueda, (cid, 2)) is None  # its search text too
         assert db.session.scalar(select(func.count()).select_from(MensajeVersion)) == 0
         # Retention is off by default: no copy anywhere.
         assert db.session.scalar(select(func.count()).select_from(MensajeRetenido)) == 0

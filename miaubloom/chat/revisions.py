@@ -24,6 +24,7 @@ from ..extensions import db
 from ..models import (
     Conversacion,
     Mensaje,
+    MensajeBusqueda,
     MensajeRetenido,
     MensajeVersion,
     PerfilPaciente,
@@ -84,13 +85,13 @@ def edit_message(caller: Caller, message_id: str, contenido: str, version: int) 
             Mensaje.version == version,
             Mensaje.eliminado_at.is_(None),
         )
-        .values(contenido=contenido, busqueda=fold(contenido), version=version + 1,
-                editado_at=utcnow())
+        .values(contenido=contenido, version=version + 1, editado_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount  # fmt: skip
     if not claimed:  # another edit or a deletion committed first
         db.session.rollback()
         raise Conflict(STALE)
+    _refold(mensaje, contenido)
     # The row lock held since the UPDATE matched `version` guarantees `replaced` is its text.
     db.session.add(
         MensajeVersion(
@@ -137,7 +138,7 @@ def _tombstone(caller: Caller, mensaje: Mensaje, conv: Conversacion) -> bool:
             Mensaje.leido.is_(was_read),
             Mensaje.eliminado_at.is_(None),
         )
-        .values(contenido="", busqueda="", eliminado_at=now)
+        .values(contenido="", eliminado_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not blanked:
@@ -147,6 +148,8 @@ def _tombstone(caller: Caller, mensaje: Mensaje, conv: Conversacion) -> bool:
     db.session.execute(
         MensajeVersion.__table__.delete().where(MensajeVersion.mensaje_id == mensaje.id)
     )
+    table, row = _search_row(mensaje)
+    db.session.execute(table.delete().where(row))
     if not was_read:
         counter = "no_leidos_paciente" if caller.is_psicologo else "no_leidos_psicologo"
         db.session.execute(
@@ -156,6 +159,26 @@ def _tombstone(caller: Caller, mensaje: Mensaje, conv: Conversacion) -> bool:
             .execution_options(synchronize_session=False)
         )
     return True
+
+
+def _search_row(mensaje: Mensaje):  # type: ignore[no-untyped-def]
+    """The search table, and the condition naming this message's row in it."""
+    table = MensajeBusqueda.__table__
+    return table, (table.c.conversacion_id == mensaje.conversacion_id) & (
+        table.c.seq == mensaje.seq
+    )
+
+
+def _refold(mensaje: Mensaje, contenido: str) -> None:
+    """Write the new text's folded form (the row is added if it was missing)."""
+    table, row = _search_row(mensaje)
+    folded = fold(contenido)
+    if not db.session.execute(update(table).where(row).values(busqueda=folded)).rowcount:
+        db.session.execute(
+            insert(table).values(
+                conversacion_id=mensaje.conversacion_id, seq=mensaje.seq, busqueda=folded
+            )
+        )
 
 
 def _retain(message_id: str, current: Version, deleted_at: datetime) -> None:

@@ -1,11 +1,12 @@
 """Searching a conversation (PROTOCOL v1.2): its current texts that contain a query.
 
-Each message carries its text folded (chat/folding.py) in `busqueda`, written
-with the message and with each edit, blanked with a deletion. A search walks
-the conversation newest first along its (conversacion_id, seq) index,
-comparing bytes, and stops at the first page: a common word answers after a
-few rows, a rare one reads the conversation once (bench/search_conversation.py
-measures both on 100,000 messages).
+Each message's text is kept folded (chat/folding.py) in chat_mensajes_busqueda,
+one narrow row per message clustered by (conversacion_id, seq): written with
+the message, rewritten by an edit, removed by a deletion. A search walks that
+conversation's rows newest first comparing bytes and stops at the first page:
+a common word answers after a few rows, a rare one reads the conversation's
+narrow rows once (bench/search_conversation.py measures both on 100,000
+messages); then the page's messages are read by their seqs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from ..auth import Caller
 from ..extensions import db
-from ..models import Mensaje
+from ..models import Mensaje, MensajeBusqueda
 from .folding import contains_pattern
 from .service import member_conversation
 
@@ -30,12 +31,23 @@ def search_messages(
     pattern = contains_pattern(q)
     if pattern == "%%":  # nothing left once folded (only combining marks)
         return [], False
-    query = select(Mensaje).where(
-        Mensaje.conversacion_id == conversacion_id,
-        Mensaje.eliminado_at.is_(None),
-        Mensaje.busqueda.like(pattern, escape="\\"),
+    found = select(MensajeBusqueda.seq).where(
+        MensajeBusqueda.conversacion_id == conversacion_id,
+        MensajeBusqueda.busqueda.like(pattern, escape="\\"),
     )
     if before is not None:
-        query = query.where(Mensaje.seq < before)
-    rows = list(db.session.scalars(query.order_by(Mensaje.seq.desc()).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+        found = found.where(MensajeBusqueda.seq < before)
+    seqs = list(db.session.scalars(found.order_by(MensajeBusqueda.seq.desc()).limit(limit + 1)))
+    page = seqs[:limit]
+    if not page:
+        return [], False
+    rows = db.session.scalars(
+        select(Mensaje)
+        .where(
+            Mensaje.conversacion_id == conversacion_id,
+            Mensaje.seq.in_(page),
+            Mensaje.eliminado_at.is_(None),
+        )
+        .order_by(Mensaje.seq.desc())
+    )
+    return list(rows), len(seqs) > limit

@@ -19,6 +19,7 @@ from ..extensions import db
 from ..models import (
     Conversacion,
     Mensaje,
+    MensajeBusqueda,
     PerfilPaciente,
     PerfilPsicologo,
     User,
@@ -172,7 +173,7 @@ def send_message(
 
 
 def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
-    """Store sends in one transaction: UPDATE, SELECT, INSERT for all of them, one COMMIT.
+    """Store sends in one transaction: UPDATE, SELECT, INSERT, INSERT for all of them, one COMMIT.
 
     The UPDATE comes first and claims every conversation's seqs at once, so
     the row locks (in primary-key order; SQLite's write lock) are held before
@@ -180,6 +181,8 @@ def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
     then shows who may send where: a send that may not is answered Forbidden
     and the rest retried without it. A repeated clientId answers the stored
     message; in a batch of several, it or a deadlock stores them one by one.
+    The second INSERT writes each message's folded text for search (v1.2),
+    apart from Mensajes so a search reads narrow rows (models.MensajeBusqueda).
     """
     observability.sends_batched(len(batch))
     outcomes: dict[int, Sent | Exception] = {}
@@ -201,6 +204,7 @@ def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
             # Neither the messages nor their conversations are in the session:
             # the commit expires nothing, so announcing them reads no row back.
             db.session.execute(_INSERT_MENSAJE, [_columns(s.mensaje) for s in sent])
+            db.session.execute(_INSERT_BUSQUEDA, _folded(batch, todo, sent))
             db.session.commit()
             outcomes.update(zip(todo, sent, strict=True))
             todo = []
@@ -308,7 +312,6 @@ def _new_mensaje(out: Outgoing, conversacion_id: str, seq: int, now: datetime) -
         version=1,
         editado_at=None,
         eliminado_at=None,
-        busqueda=out.busqueda,
     )
 
 
@@ -317,6 +320,7 @@ def _new_mensaje(out: Outgoing, conversacion_id: str, seq: int, now: datetime) -
 _CONV = Conversacion.__table__
 _PERFIL = PerfilPaciente.__table__
 _INSERT_MENSAJE = insert(Mensaje.__table__)
+_INSERT_BUSQUEDA = insert(MensajeBusqueda.__table__)
 
 
 @functools.cache
@@ -355,6 +359,18 @@ _READ_CLAIMED = (
 def _columns(row: Mensaje) -> dict:
     """A transient model's column values, for a Core INSERT."""
     return {c.key: getattr(row, c.key) for c in Mensaje.__table__.columns}
+
+
+def _folded(batch: Sequence[Outgoing], todo: list[int], sent: list[Sent]) -> list[dict]:
+    """The search rows of the messages being stored (their text folded before the transaction)."""
+    return [
+        {
+            "conversacion_id": s.mensaje.conversacion_id,
+            "seq": s.mensaje.seq,
+            "busqueda": batch[i].busqueda,
+        }
+        for i, s in zip(todo, sent, strict=True)
+    ]
 
 
 def _by_client_id(caller: Caller, conversacion_id: str, client_id: str | None) -> Mensaje | None:
