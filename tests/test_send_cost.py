@@ -14,8 +14,8 @@ from miaubloom.extensions import db, socketio
 # COMMIT is not a cursor statement. Raise this only with a reason, and a
 # measurement in bench/RESULTS.md. The fourth: a search that reads a whole
 # 100,000-message conversation through the wide Mensajes rows took 250-450 ms
-# on MariaDB, through a narrow table of its own 50-65 ms; the send's cost of it
-# is in bench/RESULTS.md ("v1.2: search").
+# on MariaDB, through a narrow table of its own 45-65 ms; it costs a lone send
+# about 0.1 ms of CPU (bench/RESULTS.md, "v1.2: search, and what it costs a send").
 SEND_STATEMENTS = 4
 
 
