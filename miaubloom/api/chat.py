@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from .. import accounts
 from ..chat import broadcast, revisions, search, service, wire
 from ..chat.schemas import (
+    ConversationsQuery,
     EditMessageIn,
     HistoryQuery,
     MarkReadIn,
@@ -27,8 +28,9 @@ def _is_online(user_id: str) -> bool:
 
 @bp.get("/chat/conversaciones")
 def conversaciones() -> ResponseReturnValue:
-    """The caller's conversations, unread first."""
-    summaries = service.list_conversations(caller())
+    """The caller's conversations (current ones; closed too with incluirCerradas=1)."""
+    who, q = caller(), query(ConversationsQuery)
+    summaries = service.list_conversations(who, q.incluirCerradas)
     rows = [wire.summary(s, _is_online(s.otro.id)) for s in summaries]
     unread = sum(s.no_leidos for s in summaries)
     return ok(conversaciones=rows, total=len(rows), totalMensajesNoLeidos=unread)
@@ -43,9 +45,13 @@ def abrir_conversacion() -> ResponseReturnValue:
 
 @bp.get("/chat/mensajes")
 def mensajes() -> ResponseReturnValue:
-    """A page of history (before=), a catch-up (after=), or the newest page."""
+    """A page (after=, before=, limit=), or with none of them the app's call: all, then read."""
     who, q = caller(), query(HistoryQuery)
-    page, has_more = service.history(who, q.conversacionId, q.after, q.before, q.limit)
+    if not q.paged:
+        page, has_more, read = service.open_history(who, q.conversacionId)
+        broadcast.messages_read(read, who.user_id)
+    else:
+        page, has_more = service.history(who, q.conversacionId, q.after, q.before, q.limit)
     return ok(mensajes=[wire.mensaje(m) for m in page], hasMore=has_more)
 
 
@@ -92,7 +98,7 @@ def contactos() -> ResponseReturnValue:
 def editar(mensaje_id: str) -> ResponseReturnValue:
     """Edit one's own message (v1.2); announced as chat:message-edited."""
     who = caller()
-    p = body_with(EditMessageIn, who, messageId=mensaje_id)
+    p = body_with(EditMessageIn, messageId=mensaje_id)
     edited = revisions.edit_message(who, p.messageId, p.contenido, p.version)
     broadcast.message_edited(edited)
     return ok(mensaje=wire.mensaje(edited.mensaje))
@@ -102,7 +108,7 @@ def editar(mensaje_id: str) -> ResponseReturnValue:
 def eliminar(mensaje_id: str) -> ResponseReturnValue:
     """Delete one's own message, leaving a tombstone (v1.2); announced as chat:message-deleted."""
     who = caller()
-    p = body_with(MessageIn, who, messageId=mensaje_id)
+    p = body_with(MessageIn, messageId=mensaje_id)
     deleted = revisions.delete_message(who, p.messageId)
     broadcast.message_deleted(deleted)
     return ok(mensaje=wire.mensaje(deleted.mensaje))

@@ -22,16 +22,17 @@ def body(model: type[M], who: Caller | None = None) -> M:
     return payload
 
 
-def body_with(model: type[M], who: Caller, **path: str) -> M:
-    """The JSON body (no body at all counts as {}) with the path's ids, validated as model."""
+def body_with(model: type[M], **path: str) -> M:
+    """The JSON body (no body at all counts as {}) with the path's ids, validated as model.
+
+    Its userId/rol were checked by caller(), as on every route.
+    """
     data = request.get_json(silent=True)
     if data is None and not request.get_data():
         data = {}
     if isinstance(data, dict):
         data = {**data, **path}  # the path names the message, whatever the body says
-    payload = parse(model, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
-    check_claims(who, payload)
-    return payload
+    return parse(model, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
 
 
 def query(model: type[M]) -> M:
@@ -40,8 +41,19 @@ def query(model: type[M]) -> M:
 
 
 def caller() -> Caller:
-    """Who is calling, from the Bearer header or the auth_token cookie."""
-    return authenticate(token_from(request.headers, request.cookies))
+    """Who is calling, from the Bearer header or the auth_token cookie.
+
+    A userId or rol in the query string or the JSON body must be the caller's
+    own, on every route (Forbidden otherwise).
+    """
+    who = authenticate(token_from(request.headers, request.cookies))
+    for key in ("userId", "rol"):  # every value: ?userId=me&userId=other is refused too
+        for value in request.args.getlist(key):
+            check_claims(who, {key: value})
+    data = request.get_json(silent=True)
+    if isinstance(data, dict):
+        check_claims(who, data)
+    return who
 
 
 def ok(status: int = 200, **fields: object) -> ResponseReturnValue:

@@ -32,11 +32,13 @@ SHARED_WITH_EVENTS = {
     "api.editar": "chat:edit-message",
     "api.eliminar": "chat:delete-message",
 }
-# Socket event → config key; events not listed spend RATELIMIT_EVENTS.
-EVENT_LIMITS = {
+# Socket event → config key; events not listed spend RATELIMIT_EVENTS. Typing spends
+# nothing: the app emits it on every keystroke, and it is never refused for being
+# frequent (docs/PROTOCOL.md, Typing); repeats are coalesced in memory, which keeps them cheap.
+EVENT_LIMITS: dict[str, str | None] = {
     "chat:send-message": "RATELIMIT_MESSAGES",
-    "chat:typing": "RATELIMIT_TYPING",
-    "chat:stop-typing": "RATELIMIT_TYPING",
+    "chat:typing": None,
+    "chat:stop-typing": None,
     "chat:edit-message": "RATELIMIT_EDITS",
     "chat:delete-message": "RATELIMIT_EDITS",
 }
@@ -119,7 +121,8 @@ class EventLimiter:
     def check_event(self, event: str, user_id: str) -> None:
         """A socket event by a user."""
         config_key = EVENT_LIMITS.get(event, "RATELIMIT_EVENTS")
-        self.check(config_key, "user:" + user_id, config_key)
+        if config_key is not None:
+            self.check(config_key, "user:" + user_id, config_key)
 
     def check_connect(self, ip: str) -> None:
         """A socket connection from an address."""
