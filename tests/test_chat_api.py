@@ -389,3 +389,11 @@ def test_health_is_503_when_the_database_does_not_answer(tmp_path):
     app = create_app(TestConfig(f"mysql+pymysql://root@127.0.0.1:{free_port()}/nada"))
     r = app.test_client().get("/api/health")
     assert (r.status_code, r.json["code"]) == (503, "unavailable")
+
+
+def test_an_empty_path_segment_is_not_found(client, people):
+    psi, pac, cid = people.pair()
+    for path in ("/api//chat/no-leidos", "/api/chat/mensajes//versiones", "/api/chat/mensajes/"):
+        for method in ("GET", "PATCH", "DELETE"):
+            r = client.open(path, method=method, headers=pac.headers)
+            assert (r.status_code, r.json["code"]) == (404, "not_found"), (path, method)

@@ -9,7 +9,7 @@ chat_mensajes_retenidos keeps deleted text only when the operator turns
 DELETED_RETENTION on.
 
 Revision ID: 0004_message_versions
-Revises: 0002_chat_columns
+Revises: 0005_notifications
 Create Date: 2026-12-01
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql
 from miaubloom.chat.folding import fold
 
 revision = "0004_message_versions"
-down_revision = "0002_chat_columns"
+down_revision = "0005_notifications"
 branch_labels = None
 depends_on = None
 
