@@ -1,11 +1,11 @@
-"""Security: rate limits, origins, headers, audit trail and session ending, on one hook."""
+"""Security: rate limits, origins, headers, audit trail, session ending and transport limits, on one hook."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from .. import audit
-from . import headers, origins, ratelimit, sessions, trail
+from . import headers, origins, ratelimit, sessions, trail, transport
 
 
 def init_app(app: Flask) -> None:
@@ -14,5 +14,6 @@ def init_app(app: Flask) -> None:
     origins.init_app(app)
     app.extensions[ratelimit.EXTENSION + ".events"] = ratelimit.init_app(app)
     sessions.init_app(app)
+    transport.init_app(app)
     app.after_request(headers.secure)
     app.after_request(trail.http_response)
