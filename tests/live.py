@@ -57,6 +57,7 @@ class LiveServer:
         env: Mapping[str, str] | None = None,
         port: int | None = None,
         log_path: Path | None = None,
+        flags: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -75,8 +76,9 @@ class LiveServer:
             **(env or {}),
         }
         self._out = open(log_path, "ab") if log_path else None  # noqa: SIM115
+        command = server_command(how, self.port)
         self.process = subprocess.Popen(
-            server_command(how, self.port),
+            command[:-1] + (flags or []) + command[-1:] if flags else command,
             cwd=ROOT,
             env=full_env,
             stdout=self._out or subprocess.DEVNULL,
