@@ -68,6 +68,9 @@ class Config:
         self.SOCKETIO_MAX_BUFFER = _int("SOCKETIO_MAX_BUFFER", 64 * 1024)
         # Origins allowed for Socket.IO and CORS; empty means same origin only.
         self.ALLOWED_ORIGINS = _list("ALLOWED_ORIGINS", [])
+        # Reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto/-Host are
+        # trusted, so that limits per address count clients, not the proxy.
+        self.PROXY_HOPS = _int("PROXY_HOPS", 0)
 
         # Capacity and transport limits (docs/security.md). MAX_CONNECTIONS is what the
         # server accepts at once (gunicorn's worker_connections, eventlet's max_size);

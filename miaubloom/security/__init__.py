@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import audit
 from . import headers, origins, ratelimit, sessions, trail, transport
@@ -17,3 +18,8 @@ def init_app(app: Flask) -> None:
     transport.init_app(app)
     app.after_request(headers.secure)
     app.after_request(trail.http_response)
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        # Outermost, so that every per-address limit (HTTP, Socket.IO, transports) and the
+        # audit log see the client's address, not the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
