@@ -214,8 +214,8 @@ class TransportGuard:
         """A client message: check it, then dispatch it as python-socketio would."""
         try:
             pkt = frames.decode(self.server.packet_class, data)
-            if pkt.packet_type != packet.CONNECT and eio_sid in self._pending:
-                raise frames.Violation("packet before CONNECT")
+            if pkt.packet_type == packet.EVENT and eio_sid in self._pending:
+                raise frames.Violation("event before CONNECT")
         except frames.Violation as violation:
             self.drop(eio_sid, "protocol", str(violation))
             return
