@@ -57,7 +57,7 @@ class Sessions:
             socketio.sleep(self.interval)
             try:
                 for sid in self.ended(namespace):
-                    socketio.server.disconnect(sid, namespace="/")
+                    namespace.server.disconnect(sid, namespace="/")
             except Exception:  # the sweeper must outlive any one failure
                 log.exception("session sweep failed")
 
@@ -68,7 +68,7 @@ class Sessions:
         callers: whatever a handler did to that dict, a connected socket is checked.
         """
         known: dict[str, Caller] = dict(namespace.callers)
-        manager = socketio.server.manager
+        manager = namespace.server.manager  # this app's server (tests make many apps)
         # Sockets still in their connect handler are not connected yet: not theirs to cut.
         sids = [s for s, _ in manager.get_participants("/", None) if manager.is_connected(s, "/")]
         callers = {sid: known[sid] for sid in sids if sid in known}
