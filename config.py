@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# What the MiauBloom column `Mensajes.contenido` (MySQL TEXT) holds: the hard limit of docs/PROTOCOL.md, Messages.
+MESSAGE_MAX_BYTES = 65_535
+# The largest a MESSAGE_MAX_BYTES message gets as the JSON a client sends: every byte a
+# control character written as \u00XX (6 bytes), plus the rest of the event or body
+# (ids, userId, rol, a 64-character clientId escaped, framing).
+MESSAGE_FRAME_BYTES = 6 * MESSAGE_MAX_BYTES + 4096
+
 
 def _int(name: str, default: int) -> int:
     """Read an integer setting, failing loudly on garbage."""
@@ -52,9 +59,15 @@ class Config:
         self.JWT_TTL_SECONDS = _int("JWT_TTL_SECONDS", 7 * 24 * 3600)
         self.AUTH_COOKIE_NAME = "auth_token"
 
-        # Chat rules.
-        self.MAX_MESSAGE_LENGTH = _int("MAX_MESSAGE_LENGTH", 4000)
+        # Chat rules. A message is at most MESSAGE_MAX_BYTES of UTF-8 whatever this says;
+        # MAX_MESSAGE_LENGTH (code points) may only lower that.
+        self.MAX_MESSAGE_LENGTH = _int("MAX_MESSAGE_LENGTH", MESSAGE_MAX_BYTES)
         self.TYPING_TIMEOUT = _int("TYPING_TIMEOUT", 6)
+        # Pages stop adding messages past this many bytes of message text (hasMore then
+        # says there is more), so no reply grows to tens of megabytes.
+        self.PAGE_MAX_BYTES = _int("PAGE_MAX_BYTES", 1024 * 1024)
+        # The app's history call (GET /api/chat/mensajes with no paging): the newest this many.
+        self.LEGACY_HISTORY_MAX = _int("LEGACY_HISTORY_MAX", 5000)
 
         # Socket.IO serving.
         self.SOCKETIO_ASYNC_MODE = env("SOCKETIO_ASYNC_MODE", "threading")
@@ -64,8 +77,8 @@ class Config:
         self.SOCKETIO_CHANNEL = env("SOCKETIO_CHANNEL", "flask-socketio")
         self.REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "miaubloom")
         self.PRESENCE_TTL = _int("PRESENCE_TTL", 15)
-        # Room for a MAX_MESSAGE_LENGTH message at 4 bytes a code point, JSON-escaped.
-        self.SOCKETIO_MAX_BUFFER = _int("SOCKETIO_MAX_BUFFER", 64 * 1024)
+        # Room for any accepted message as a client sends it (create_app refuses less).
+        self.SOCKETIO_MAX_BUFFER = _int("SOCKETIO_MAX_BUFFER", MESSAGE_FRAME_BYTES)
         # Origins allowed for Socket.IO and CORS; empty means same origin only.
         self.ALLOWED_ORIGINS = _list("ALLOWED_ORIGINS", [])
         # Reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto/-Host are
@@ -91,8 +104,8 @@ class Config:
         # Bytes waiting to be written to one socket; past them the socket is dropped.
         self.SOCKETIO_MAX_OUTBOUND = _int("SOCKETIO_MAX_OUTBOUND", 4 * 1024 * 1024)
 
-        # HTTP request bodies larger than this are refused with 413.
-        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
+        # HTTP request bodies larger than this are refused with 413 (room for any message).
+        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", MESSAGE_FRAME_BYTES)
 
         # Rate limits (limits-library notation), far above what a real user does.
         # Storage: RATELIMIT_STORAGE_URI, else SOCKETIO_MESSAGE_QUEUE's Redis, else memory.
@@ -105,7 +118,6 @@ class Config:
         self.RATELIMIT_REGISTER = env("RATELIMIT_REGISTER", "10 per minute;100 per hour")  # per IP
         self.RATELIMIT_CONNECT = env("RATELIMIT_CONNECT", "60 per minute")  # sockets per IP
         self.RATELIMIT_MESSAGES = env("RATELIMIT_MESSAGES", "60 per minute")  # per user
-        self.RATELIMIT_TYPING = env("RATELIMIT_TYPING", "300 per minute")  # per user
         self.RATELIMIT_EVENTS = env("RATELIMIT_EVENTS", "600 per minute")  # other events
 
         # Audit log (JSON lines): a file, or stderr when unset.

@@ -10,7 +10,7 @@ from typing import NoReturn
 from flask import Flask, abort
 from sqlalchemy import event
 
-from config import Config, default_sqlite_uri
+from config import MESSAGE_MAX_BYTES, Config, default_sqlite_uri
 
 from . import observability, security
 from .chat.presence import Presence, Typing
@@ -34,6 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(config)
     _check_secret(app, config)
+    _check_sizes(app)
     embedded = not app.config["SQLALCHEMY_DATABASE_URI"]
     if embedded:
         app.config["SQLALCHEMY_DATABASE_URI"] = default_sqlite_uri(app.instance_path)
@@ -74,6 +75,33 @@ def _check_secret(app: Flask, config: Config) -> None:
         )
         raise SystemExit(2)
     app.config["JWT_SECRET"] = DEV_SECRET
+
+
+def frame_bytes(max_length: int) -> int:
+    """The largest JSON a client may send for one accepted message (docs/PROTOCOL.md, Messages)."""
+    # JSON escapes a byte as at most 6 (a control character as \u00XX) and a code point as
+    # at most 12 (an astral one as two \uXXXX); 4 KiB covers the event's other fields.
+    return min(6 * MESSAGE_MAX_BYTES, 12 * max_length) + 4096
+
+
+def _check_sizes(app: Flask) -> None:
+    """Refuse to start with a frame or body limit that would cut off an accepted message."""
+    max_length = app.config["MAX_MESSAGE_LENGTH"]
+    needed = frame_bytes(max_length)
+    problems = [
+        f"{name} must be at least 1, got {app.config[name]}"
+        for name in ("MAX_MESSAGE_LENGTH", "PAGE_MAX_BYTES", "LEGACY_HISTORY_MAX")
+        if app.config[name] < 1
+    ]
+    problems += [
+        f"{name}={app.config[name]} is below the {needed} bytes a message of "
+        f"MAX_MESSAGE_LENGTH={max_length} may take as JSON; raise it or lower MAX_MESSAGE_LENGTH"
+        for name in ("SOCKETIO_MAX_BUFFER", "MAX_CONTENT_LENGTH")
+        if app.config[name] < needed
+    ]
+    if problems:
+        sys.stderr.write("".join(f"MiauBloom: {p}.\n" for p in problems))
+        raise SystemExit(2)
 
 
 def _engine_options(app: Flask) -> dict:

@@ -40,14 +40,26 @@ def _new_profile(user: User) -> PerfilPaciente | PerfilPsicologo:
     )
 
 
-def login(email: str, password: str) -> User:
-    """The user with these credentials; one message for a wrong email or password."""
+# The MiauBloom app's own answer to a failed login, whatever failed.
+BAD_CREDENTIALS = "Credenciales inválidas"
+
+
+def login(email: str, password: str, rol: str | None = None) -> User:
+    """The user with these credentials (and this role, if given); one answer for any mismatch."""
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         check_password(password, None)  # as slow as a real check: timing tells nothing
     if user is None or not check_password(password, user.password):
-        raise Unauthenticated("Email o contraseña incorrectos")
+        raise Unauthenticated(BAD_CREDENTIALS)
+    if rol is not None and rol != user.rol:
+        raise Unauthenticated(BAD_CREDENTIALS)
     return user
+
+
+def profile_complete(user: User) -> bool:
+    """Whether the user has the profile of their role (the app's `perfilCompleto`)."""
+    model = PerfilPsicologo if user.is_psicologo else PerfilPaciente
+    return db.session.get(model, user.id) is not None
 
 
 def get_user(user_id: str) -> User:

@@ -154,9 +154,18 @@ def _plain(text: str) -> str:
 
 
 def check_claims(caller: Caller, payload: object) -> None:
-    """A payload's userId and rol, when present, must be the caller's own, or Forbidden."""
-    user_id, rol = getattr(payload, "userId", None), getattr(payload, "rol", None)
+    """A payload's userId and rol, when present, must be the caller's own, or Forbidden.
+
+    The payload is raw data (a dict, a query string) or a parsed model. The
+    client's claims are never trusted, only compared (docs/PROTOCOL.md, "Who is calling").
+    """
+    if isinstance(payload, Mapping):
+        user_id, rol = payload.get("userId"), payload.get("rol")
+    else:
+        user_id, rol = getattr(payload, "userId", None), getattr(payload, "rol", None)
     if user_id is not None and user_id != caller.user_id:
         raise Forbidden("userId no corresponde al usuario autenticado")
-    if rol is not None and _plain(rol) not in (caller.remitente, _plain(caller.rol)):
+    if rol is not None and (
+        not isinstance(rol, str) or _plain(rol) not in (caller.remitente, _plain(caller.rol))
+    ):
         raise Forbidden("rol no corresponde al usuario autenticado")

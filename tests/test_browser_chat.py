@@ -262,7 +262,7 @@ def test_http_fallback_when_the_socket_is_blocked(browsers, live_people: People)
 
 def test_register_on_the_page_and_start_a_conversation(browsers, live_server, live_people):
     """A new patient registers through the page; once assigned, the psychologist finds
-    them in the list (no conversation yet), starts one, and the patient sees it."""
+    them in the list (the list made their conversation), writes, and the patient sees it."""
     psi = live_people.register("Psicólogo", "Marta")
     paciente = browsers("paciente", PHONE)
     paciente.open()
@@ -286,7 +286,7 @@ def test_register_on_the_page_and_start_a_conversation(browsers, live_server, li
 
     psicologo = logged_in(browsers("psicologo"), psi)
     row = psicologo.wait("the assigned patient", lambda: psicologo.list_item("Nora"))
-    assert row["preview"] == "Empezar la conversación"
+    assert row["preview"] == "Sin mensajes todavía"
     psicologo.choose("Nora")
     psicologo.send("Bienvenida, Nora")
     psicologo.wait("the ack", lambda: psicologo.message("Bienvenida, Nora")["state"] == "sent")
@@ -297,6 +297,18 @@ def test_register_on_the_page_and_start_a_conversation(browsers, live_server, li
     paciente.choose("Marta")
     assert paciente.texts() == ["Bienvenida, Nora"]
     psicologo.wait("✓✓", lambda: psicologo.message("Bienvenida, Nora")["tick"] == "✓✓")
+
+    # Released, the conversation is closed: the page still lists it (incluirCerradas=1).
+    released = RemoteClient(live_server.url).post(
+        "/api/psicologo/liberar-paciente", json={"pacienteId": nora["id"]}, headers=psi.headers
+    )
+    assert released.status_code == 200
+    paciente.driver.refresh()
+    row = paciente.wait(
+        "the closed conversation",
+        lambda: (row := paciente.list_item("Marta")) and "cerrada" in row["preview"] and row,
+    )
+    assert row["preview"] == "Conversación cerrada · Bienvenida, Nora"
     assert_clean(paciente, psicologo)
 
 

@@ -86,7 +86,8 @@ def test_send_status_codes_and_idempotency(client, people, app):
         ({"contenido": 42}, 400, "invalid"),
         ({"contenido": None}, 400, "invalid"),
         ({"contenido": ["hola"]}, 400, "invalid"),
-        ({"contenido": "x" * 4001}, 413, "too_large"),
+        ({"contenido": "x" * 65_536}, 413, "too_large"),
+        ({"contenido": "€" * 21_845 + "x"}, 413, "too_large"),
         ({"contenido": "hola", "clientId": ""}, 400, "invalid"),
         ({"contenido": "hola", "clientId": "x" * 65}, 400, "invalid"),
         ({"contenido": "hola", "clientId": 7}, 400, "invalid"),
@@ -105,17 +106,22 @@ def test_send_failures(client, people, app, body, status, code):
         assert db.session.get(Conversacion, cid).last_seq == 0
 
 
-def test_length_is_counted_in_code_points(client, people):
+def test_a_message_holds_what_the_app_column_holds(client, people, app):
+    # Mensajes.contenido is a MySQL TEXT: 65,535 bytes of UTF-8, whatever the characters.
     psi, pac, cid = people.pair()
-    emoji = "🌸" * 4000  # 4,000 code points, 16,000 bytes
-    m = people.send(pac, cid, emoji)
-    assert m["contenido"] == emoji
-    r = client.post(
-        "/api/chat/mensajes",
-        json={"conversacionId": cid, "contenido": emoji + "a"},
-        headers=pac.headers,
-    )
-    assert r.json["code"] == "too_large"
+    fits = ["a" * 65_535, "€" * 21_845, "🌸" * 16_383 + "abc", "  " + "ñ" * 32_767 + "x \n"]
+    for text in fits:
+        assert people.send(pac, cid, text)["contenido"] == text.strip()
+    for text in ["a" * 65_536, "€" * 21_845 + "a", "🌸" * 16_384]:  # one byte more
+        r = client.post(
+            "/api/chat/mensajes",
+            json={"conversacionId": cid, "contenido": text},
+            headers=pac.headers,
+        )
+        assert (r.status_code, r.json["code"]) == (413, "too_large"), len(text)
+    with app.app_context():
+        stored = db.session.scalars(db.select(Mensaje.contenido).order_by(Mensaje.seq)).all()
+    assert stored == [text.strip() for text in fits]  # the database kept every byte
 
 
 def test_content_is_stored_as_sent(client, people):
@@ -297,7 +303,7 @@ def test_conversation_list_shape_and_order(client, people):
     first = body["conversaciones"][0]
     assert first["otroUsuario"] == {
         "id": pacientes[1].id, "nombre": "p1", "email": pacientes[1].email,
-        "avatar": None, "online": False,
+        "avatar": "/assets/avatar-paciente.png", "online": False,
     }  # fmt: skip
     assert first["ultimoMensaje"]["contenido"] == "hola doctora"
     assert first["ultimoMensaje"]["remitente"] == "paciente"
@@ -306,6 +312,8 @@ def test_conversation_list_shape_and_order(client, people):
     mine = client.get("/api/chat/conversaciones", headers=pacientes[0].headers).json
     assert [c["otroUsuario"]["id"] for c in mine["conversaciones"]] == [psi.id]
     assert mine["totalMensajesNoLeidos"] == 1
+    assert mine["conversaciones"][0]["otroUsuario"]["avatar"] == "/assets/avatar-psicologo.png"
+    assert {c["cerrada"] for c in body["conversaciones"] + mine["conversaciones"]} == {False}
 
 
 def test_reassignment_closes_the_old_conversation(client, people):
@@ -327,11 +335,21 @@ def test_reassignment_closes_the_old_conversation(client, people):
         )
         h = client.get(f"/api/chat/mensajes?conversacionId={cid}", headers=who.headers)
         assert [m["contenido"] for m in h.json["mensajes"]] == ["antes"]
-    closed = client.get("/api/chat/conversaciones", headers=pac.headers).json["conversaciones"]
-    assert {c["id"]: c["cerrada"] for c in closed} == {cid: True}
-    nueva = people.conversation(pac, nuevo)
-    assert nueva != cid
-    assert people.send(pac, nueva, "hola")["seq"] == 1
+    # The default list is the current assignments (the new one's conversation, created
+    # by the list itself); the closed one comes only on request, flagged.
+    [current] = client.get("/api/chat/conversaciones", headers=pac.headers).json["conversaciones"]
+    assert (current["otroUsuario"]["id"], current["cerrada"]) == (nuevo.id, False)
+    assert client.get("/api/chat/conversaciones", headers=psi.headers).json["conversaciones"] == []
+    everything = client.get("/api/chat/conversaciones?incluirCerradas=1", headers=pac.headers).json
+    assert {c["id"]: c["cerrada"] for c in everything["conversaciones"]} == {
+        cid: True,
+        current["id"]: False,
+    }
+    for who in (psi, pac):  # the closed one still opens, for reading
+        r = client.get(f"/api/chat/mensajes?conversacionId={cid}&limit=50", headers=who.headers)
+        assert [m["contenido"] for m in r.json["mensajes"]] == ["antes"]
+    assert people.conversation(pac, nuevo) == current["id"]
+    assert people.send(pac, current["id"], "hola")["seq"] == 1
 
 
 def test_unknown_routes_and_methods_answer_json(client):
@@ -346,10 +364,11 @@ def test_oversized_body_is_too_large(client, people):
     psi, pac, cid = people.pair()
     r = client.post(
         "/api/chat/mensajes",
-        json={"conversacionId": cid, "contenido": "x" * 100_000},
+        json={"conversacionId": cid, "contenido": "x" * 500_000},
         headers=pac.headers,
     )
     assert (r.status_code, r.json["code"]) == (413, "too_large")
+    assert r.json["message"] == "Cuerpo de la solicitud demasiado grande"
 
 
 def test_health(client, app):

@@ -130,10 +130,10 @@ def test_oversized_frame_never_disturbs_others(live_server, live_people, open_so
         s.call("chat:join-room", {"conversacionId": cid})
     attacker = open_socket(pac)
     # Past MAX_MESSAGE_LENGTH but within a frame: an error for that socket only.
-    ack = attacker.call("chat:send-message", {"conversacionId": cid, "contenido": "x" * 5000})
+    ack = attacker.call("chat:send-message", {"conversacionId": cid, "contenido": "x" * 70_000})
     assert (ack["success"], ack["code"]) == (False, "too_large")
     # Past the frame limit (SOCKETIO_MAX_BUFFER): engine.io drops that connection alone.
-    attacker.client.emit("chat:send-message", {"conversacionId": cid, "contenido": "x" * 200_000})
+    attacker.client.emit("chat:send-message", {"conversacionId": cid, "contenido": "x" * 500_000})
     deadline = time.monotonic() + 10
     while attacker.client.connected and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -73,7 +73,7 @@ def test_logs_are_json_with_ids_and_never_hold_message_text(start_server):
         assert a.call("chat:send-message", {"conversacionId": cid, "contenido": secret})["success"]
         wait_for_event(b, "chat:message-received")
         # Failures that carry the text must not log it either.
-        too_long = {"conversacionId": cid, "contenido": secret * 200}
+        too_long = {"conversacionId": cid, "contenido": secret * 2000}  # over 65,535 bytes
         assert a.call("chat:send-message", too_long)["code"] == "too_large"
         wrong = {"conversacionId": secret, "contenido": secret}
         assert a.call("chat:send-message", wrong)["code"] == "invalid"

@@ -9,7 +9,8 @@ from .. import accounts
 from ..auth import issue_token, revoke
 from ..chat import broadcast, wire
 from ..chat.schemas import LoginIn, PacienteIn, RegisterIn
-from ..errors import ChatError
+from ..errors import Unauthenticated
+from ..models import User
 from . import bp
 from .common import body, caller, ok
 
@@ -25,9 +26,9 @@ def register() -> ResponseReturnValue:
 def login() -> ResponseReturnValue:
     """Check the credentials; answer with the token, also as the auth_token cookie."""
     p = body(LoginIn)
-    user = accounts.login(p.email, p.password)
+    user = accounts.login(p.email, p.password, p.rol)
     token = issue_token(user.id, user.rol, user.email, user.nombre_completo)
-    response = jsonify(success=True, token=token, user=wire.user(user))
+    response = jsonify(success=True, token=token, user=_with_profile(user))
     cfg = current_app.config
     response.set_cookie(
         cfg["AUTH_COOKIE_NAME"],
@@ -45,8 +46,8 @@ def logout() -> ResponseReturnValue:
     """End the session: the token is refused from now on and its sockets closed."""
     try:
         who = caller()
-    except ChatError:
-        who = None
+    except Unauthenticated:
+        who = None  # a foreign userId/rol is still Forbidden, and ends nothing
     if who is not None:
         revoke(who)
         broadcast.end_sessions(who.token_hash)
@@ -59,6 +60,21 @@ def logout() -> ResponseReturnValue:
 def me() -> ResponseReturnValue:
     """The calling user."""
     return ok(user=wire.user(accounts.get_user(caller().user_id)))
+
+
+@bp.get("/auth/user")
+def session_user() -> ResponseReturnValue:
+    """The calling user as the app's pages ask for it (AuthContext): with `authenticated`."""
+    try:
+        user = accounts.get_user(caller().user_id)
+    except Unauthenticated as exc:
+        raise Unauthenticated(exc.message, authenticated=False) from None
+    return ok(authenticated=True, user=_with_profile(user))
+
+
+def _with_profile(user: User) -> dict:
+    """`user` with the app's perfilCompleto."""
+    return {**wire.user(user), "perfilCompleto": accounts.profile_complete(user)}
 
 
 @bp.post("/psicologo/asignar-paciente")

@@ -7,7 +7,13 @@ from flask.typing import ResponseReturnValue
 
 from .. import accounts
 from ..chat import broadcast, service, wire
-from ..chat.schemas import HistoryQuery, MarkReadIn, OpenConversationIn, SendMessageIn
+from ..chat.schemas import (
+    ConversationsQuery,
+    HistoryQuery,
+    MarkReadIn,
+    OpenConversationIn,
+    SendMessageIn,
+)
 from . import bp
 from .common import body, caller, ok, query
 
@@ -18,8 +24,9 @@ def _is_online(user_id: str) -> bool:
 
 @bp.get("/chat/conversaciones")
 def conversaciones() -> ResponseReturnValue:
-    """The caller's conversations, unread first."""
-    summaries = service.list_conversations(caller())
+    """The caller's conversations (current ones; closed too with incluirCerradas=1)."""
+    who, q = caller(), query(ConversationsQuery)
+    summaries = service.list_conversations(who, q.incluirCerradas)
     rows = [wire.summary(s, _is_online(s.otro.id)) for s in summaries]
     unread = sum(s.no_leidos for s in summaries)
     return ok(conversaciones=rows, total=len(rows), totalMensajesNoLeidos=unread)
@@ -34,9 +41,13 @@ def abrir_conversacion() -> ResponseReturnValue:
 
 @bp.get("/chat/mensajes")
 def mensajes() -> ResponseReturnValue:
-    """A page of history (before=), a catch-up (after=), or the newest page."""
+    """A page (after=, before=, limit=), or with none of them the app's call: all, then read."""
     who, q = caller(), query(HistoryQuery)
-    page, has_more = service.history(who, q.conversacionId, q.after, q.before, q.limit)
+    if not q.paged:
+        page, has_more, read = service.open_history(who, q.conversacionId)
+        broadcast.messages_read(read, who.user_id)
+    else:
+        page, has_more = service.history(who, q.conversacionId, q.after, q.before, q.limit)
     return ok(mensajes=[wire.mensaje(m) for m in page], hasMore=has_more)
 
 

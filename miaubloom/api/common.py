@@ -28,8 +28,19 @@ def query(model: type[M]) -> M:
 
 
 def caller() -> Caller:
-    """Who is calling, from the Bearer header or the auth_token cookie."""
-    return authenticate(token_from(request.headers, request.cookies))
+    """Who is calling, from the Bearer header or the auth_token cookie.
+
+    A userId or rol in the query string or the JSON body must be the caller's
+    own, on every route (Forbidden otherwise).
+    """
+    who = authenticate(token_from(request.headers, request.cookies))
+    for key in ("userId", "rol"):  # every value: ?userId=me&userId=other is refused too
+        for value in request.args.getlist(key):
+            check_claims(who, {key: value})
+    data = request.get_json(silent=True)
+    if isinstance(data, dict):
+        check_claims(who, data)
+    return who
 
 
 def ok(status: int = 200, **fields: object) -> ResponseReturnValue:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..chat.schemas import (
+    ConversationsQuery,
     HistoryQuery,
     LoginIn,
     MarkReadIn,
@@ -28,7 +29,8 @@ MESSAGES = {
     403: "forbidden: not allowed to the caller, or a write from a foreign Origin",
     404: "not_found",
     409: "conflict",
-    413: "too_large: body over MAX_CONTENT_LENGTH or contenido over MAX_MESSAGE_LENGTH",
+    413: "too_large: body over MAX_CONTENT_LENGTH, or contenido over 65,535 bytes of UTF-8 "
+    "or MAX_MESSAGE_LENGTH code points",
     429: "rate_limited (Retry-After says when to try again)",
     503: "unavailable: the database does not answer",
 }
@@ -51,19 +53,27 @@ class Operation:
 OPERATIONS = (
     Operation("post", "/api/auth/register", "Create an account", (201, out.UserResponse),
               body=RegisterIn, auth=False, fails=(409,)),
-    Operation("post", "/api/auth/login", "Log in: token and auth_token cookie",
+    Operation("post", "/api/auth/login",
+              "Log in: token and auth_token cookie (a rol other than the account's: 401)",
               (200, out.LoginResponse), body=LoginIn, auth=False, fails=(401,)),
     Operation("post", "/api/auth/logout", "End the session", (200, out.OkOut), auth=False),
     Operation("get", "/api/auth/me", "The calling user", (200, out.UserResponse)),
+    Operation("get", "/api/auth/user", "The calling user, as the app's pages ask for it",
+              (200, out.SessionUserResponse)),
     Operation("post", "/api/psicologo/asignar-paciente", "Assign a patient to the caller",
               (200, out.OkOut), body=PacienteIn, fails=(404, 409)),
     Operation("post", "/api/psicologo/liberar-paciente", "Release a patient of the caller",
               (200, out.OkOut), body=PacienteIn, fails=(404,)),
-    Operation("get", "/api/chat/conversaciones", "The caller's conversations",
-              (200, out.ConversacionesResponse)),
+    Operation("get", "/api/chat/conversaciones",
+              "The caller's current conversations, each assignment's created if missing "
+              "(incluirCerradas=1: the closed ones too)",
+              (200, out.ConversacionesResponse), query=ConversationsQuery),
     Operation("post", "/api/chat/conversaciones", "Open the conversation with a counterpart",
               (200, out.ConversacionResponse), body=OpenConversationIn, fails=(404,)),
-    Operation("get", "/api/chat/mensajes", "History, catch-up or the newest page",
+    Operation("get", "/api/chat/mensajes",
+              "History (before), catch-up (after) or the newest page (limit); with none of "
+              "them, the whole history (up to LEGACY_HISTORY_MAX), which marks the other "
+              "member's messages read and announces it",
               (200, out.MensajesResponse), query=HistoryQuery),
     Operation("post", "/api/chat/mensajes", "Send a message (200 for a repeated clientId)",
               (201, out.MensajeResponse), body=SendMessageIn),

@@ -34,6 +34,7 @@ class ErrorOut(Out):
     message: str
     code: ErrorCode
     retryAfter: int | None = Field(None, description="seconds, with rate_limited")
+    authenticated: Literal[False] | None = Field(None, description="with GET /api/auth/user")
 
 
 class OkOut(Out):
@@ -57,10 +58,24 @@ class UserResponse(OkOut):
     user: UserOut
 
 
-class LoginResponse(UserResponse):
+class ProfileUserOut(UserOut):
+    """`user` as the MiauBloom app's login and session routes answer it."""
+
+    perfilCompleto: bool = Field(description="the user has the profile of their role")
+
+
+class LoginResponse(OkOut):
     """POST /api/auth/login (the token also goes out as the auth_token cookie)."""
 
+    user: ProfileUserOut
     token: str
+
+
+class SessionUserResponse(OkOut):
+    """GET /api/auth/user (401 answers authenticated: false)."""
+
+    authenticated: Literal[True]
+    user: ProfileUserOut
 
 
 class MensajeOut(Out):
@@ -92,7 +107,7 @@ class OtroUsuarioOut(Out):
     id: Uuid
     nombre: str
     email: str
-    avatar: str | None
+    avatar: str = Field(description="foto_perfil, else the app's default picture for the role")
     online: bool
 
 

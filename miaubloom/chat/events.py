@@ -10,7 +10,7 @@ from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room, leave_room, rooms
 
 from ..auth import Caller, authenticate, check_claims, token_from
-from ..errors import ChatError, RateLimited, Unauthenticated, as_chat_error
+from ..errors import ChatError, Forbidden, RateLimited, Unauthenticated, as_chat_error
 from ..extensions import db, socketio
 from ..security import socket_guard as guard
 from . import broadcast, service, wire
@@ -24,7 +24,7 @@ REFUSED = {"message": "No autenticado", "code": "unauthenticated"}
 
 
 class ChatNamespace(Namespace):
-    """Namespace "/": the events of PROTOCOL.md."""
+    """Namespace "/": the events of docs/PROTOCOL.md."""
 
     def __init__(self, namespace: str, presence: Presence, typing: Typing) -> None:
         super().__init__(namespace)
@@ -110,6 +110,8 @@ class ChatNamespace(Namespace):
         try:
             caller = self._caller()
             guard.check_event(event, caller)
+            if isinstance(data, dict):
+                check_claims(caller, data)  # every event: a foreign userId/rol is Forbidden
             return {"success": True, **action(caller, data)}
         except Exception as exc:  # every failure becomes an answer, never a crash
             db.session.rollback()
@@ -130,7 +132,6 @@ class ChatNamespace(Namespace):
 
     def _join(self, caller: Caller, data: object) -> dict:
         payload = parse(ConversationIn, data)
-        check_claims(caller, payload)
         conv = service.member_conversation(caller, payload.conversacionId)
         join_room(room.conversation(conv.id))
         joined = {"userId": caller.user_id, "conversacionId": conv.id}
@@ -141,7 +142,6 @@ class ChatNamespace(Namespace):
     def _send(self, caller: Caller, data: object) -> dict:
         limit = current_app.config["MAX_MESSAGE_LENGTH"]
         payload = parse(SendMessageIn, data, max_length=limit)
-        check_claims(caller, payload)
         sent = service.send_message(
             caller, payload.conversacionId, payload.contenido, payload.clientId
         )
@@ -154,21 +154,21 @@ class ChatNamespace(Namespace):
         return {"mensaje": wire.mensaje(sent.mensaje)}
 
     def _typing(self, caller: Caller, data: object) -> dict:
-        conversacion_id = self._member_of(caller, data)
-        self.typing.start(request.sid, caller.user_id, conversacion_id)
-        self._start_sweeper()
-        broadcast.typing("chat:user-typing", caller.user_id, conversacion_id, request.sid)
+        # Coalesced: a repeat within the typing window only refreshes it (docs/PROTOCOL.md, Typing).
+        conversacion_id = self._typist_of(caller, data)
+        if self.typing.start(request.sid, caller.user_id, conversacion_id):
+            self._start_sweeper()
+            broadcast.typing("chat:user-typing", caller.user_id, conversacion_id, request.sid)
         return {}
 
     def _stop_typing(self, caller: Caller, data: object) -> dict:
-        conversacion_id = self._member_of(caller, data)
-        self.typing.stop(request.sid, conversacion_id)
-        broadcast.typing("chat:user-stop-typing", caller.user_id, conversacion_id, request.sid)
+        conversacion_id = self._typist_of(caller, data)
+        if self.typing.stop(request.sid, conversacion_id):
+            broadcast.typing("chat:user-stop-typing", caller.user_id, conversacion_id, request.sid)
         return {}
 
     def _mark_read(self, caller: Caller, data: object) -> dict:
         payload = parse(MarkReadIn, data)
-        check_claims(caller, payload)
         read = service.mark_read(
             caller, payload.conversacionId, payload.hastaSeq, payload.messageId
         )
@@ -177,7 +177,6 @@ class ChatNamespace(Namespace):
 
     def _sync(self, caller: Caller, data: object) -> dict:
         payload = parse(SyncIn, data)
-        check_claims(caller, payload)
         mensajes, has_more = service.history(
             caller, payload.conversacionId, after=payload.afterSeq, limit=payload.limit
         )
@@ -185,25 +184,39 @@ class ChatNamespace(Namespace):
 
     def _leave(self, caller: Caller, data: object) -> dict:
         payload = parse(ConversationIn, data)
-        check_claims(caller, payload)
         conv_room = room.conversation(payload.conversacionId)
-        if conv_room in rooms():
-            if self.typing.stop(request.sid, payload.conversacionId):
-                broadcast.typing(
-                    "chat:user-stop-typing", caller.user_id, payload.conversacionId, request.sid
-                )
-            left = {"userId": caller.user_id, "conversacionId": payload.conversacionId}
-            emit("chat:user-left", left, to=conv_room, include_self=False)
-            leave_room(conv_room)
+        if conv_room not in rooms():
+            # Nothing to leave; still Forbidden to a non-member, like every event.
+            service.member_conversation(caller, payload.conversacionId)
+            return {}
+        if self.typing.stop(request.sid, payload.conversacionId):
+            broadcast.typing(
+                "chat:user-stop-typing", caller.user_id, payload.conversacionId, request.sid
+            )
+        left = {"userId": caller.user_id, "conversacionId": payload.conversacionId}
+        emit("chat:user-left", left, to=conv_room, include_self=False)
+        leave_room(conv_room)
         return {}
 
-    def _member_of(self, caller: Caller, data: object) -> str:
-        """The conversation named by a payload, checked: a joined room, or a member."""
+    def _typist_of(self, caller: Caller, data: object) -> str:
+        """The conversation a typing event names, if this socket may type there.
+
+        Typing is never rate limited, so it must stay cheap: a joined room is
+        checked in memory, and any other conversation is read from the database
+        once per socket (typing.checked), for at most a few per socket. Whatever
+        a non-member names, the answer is the same Forbidden.
+        """
         payload = parse(ConversationIn, data)
-        check_claims(caller, payload)
-        if room.conversation(payload.conversacionId) not in rooms():
-            service.member_conversation(caller, payload.conversacionId)
-        return payload.conversacionId
+        conversacion_id, sid = payload.conversacionId, request.sid
+        if room.conversation(conversacion_id) in rooms():
+            return conversacion_id
+        member = self.typing.checked(sid, conversacion_id)
+        if member is None and self.typing.may_check(sid):
+            member = service.is_member(caller, conversacion_id)
+            self.typing.remember(sid, conversacion_id, member)
+        if not member:
+            raise Forbidden(service.NOT_MEMBER)
+        return conversacion_id
 
     # -- typing expiry ----------------------------------------------------
 

@@ -17,10 +17,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from config import MESSAGE_MAX_BYTES
+
 from ..auth import normalize_rol
 from ..errors import Invalid, TooLarge
 
-DEFAULT_MAX_MESSAGE_LENGTH = 4000
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
@@ -58,7 +59,16 @@ def _uuid(value: str) -> str:
         raise PydanticCustomError("uuid", "identificador no válido") from exc
 
 
+def _rol(value: str) -> str:
+    """A role in its stored spelling ("Psicologo" is accepted for "Psicólogo")."""
+    rol = normalize_rol(value)
+    if rol is None:
+        raise PydanticCustomError("rol", "rol debe ser Paciente o Psicólogo")
+    return rol
+
+
 Text = text()
+Rol = Annotated[str, Field(strict=True), AfterValidator(_rol)]
 Id = Annotated[
     str,
     Field(strict=True, max_length=64, json_schema_extra={"format": "uuid"}),
@@ -85,7 +95,7 @@ class RegisterIn(Payload):
     email: Email
     password: Password
     nombreCompleto: Nombre
-    rol: Text
+    rol: Rol
 
     @field_validator("email")
     @classmethod
@@ -103,20 +113,13 @@ class RegisterIn(Payload):
             raise PydanticCustomError("password", "contraseña demasiado larga")
         return value
 
-    @field_validator("rol")
-    @classmethod
-    def _rol(cls, value: str) -> str:
-        rol = normalize_rol(value)
-        if rol is None:
-            raise PydanticCustomError("rol", "rol debe ser Paciente o Psicólogo")
-        return rol
-
 
 class LoginIn(Payload):
-    """POST /api/auth/login."""
+    """POST /api/auth/login: `rol`, when given, must be the account's (the app's login pages)."""
 
     email: Email
     password: LoginPassword
+    rol: Rol | None = None
 
 
 class PacienteIn(Payload):
@@ -151,10 +154,15 @@ class SendMessageIn(ConversationIn):
         value = value.strip()
         if not value:
             raise PydanticCustomError("empty", "el mensaje está vacío")
-        limit = (info.context or {}).get("max_length", DEFAULT_MAX_MESSAGE_LENGTH)
+        # MAX_MESSAGE_LENGTH counts code points; the column's limit counts UTF-8 bytes.
+        limit = (info.context or {}).get("max_length", MESSAGE_MAX_BYTES)
         if len(value) > limit:
             raise PydanticCustomError(
                 "too_large", "el mensaje supera {limit} caracteres", {"limit": limit}
+            )
+        if len(value.encode("utf-8")) > MESSAGE_MAX_BYTES:
+            raise PydanticCustomError(
+                "too_large", "el mensaje supera {limit} bytes", {"limit": MESSAGE_MAX_BYTES}
             )
         return value
 
@@ -173,6 +181,14 @@ class SyncIn(ConversationIn):
     limit: Limit = DEFAULT_PAGE
 
 
+class ConversationsQuery(Payload):
+    """GET /api/chat/conversaciones query string."""
+
+    incluirCerradas: bool = Field(
+        False, description="1: also the conversations closed by a reassignment (cerrada: true)"
+    )
+
+
 class HistoryQuery(Payload):
     """GET /api/chat/mensajes query string (values arrive as text)."""
 
@@ -187,6 +203,11 @@ class HistoryQuery(Payload):
         if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,12}", value.strip()):
             raise PydanticCustomError("int", "debe ser un número entero")
         return value
+
+    @property
+    def paged(self) -> bool:
+        """Whether after, before or limit was given; with none, it is the app's history call."""
+        return bool(self.model_fields_set & {"after", "before", "limit"})
 
 
 M = TypeVar("M", bound=Payload)

@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import Integer, and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    LargeBinary,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 
@@ -49,13 +61,18 @@ class Read:
     message_id: str | None
 
 
+# The pictures the MiauBloom app ships, for users with no foto_perfil.
+AVATAR_PACIENTE = "/assets/avatar-paciente.png"
+AVATAR_PSICOLOGO = "/assets/avatar-psicologo.png"
+
+
 @dataclass(frozen=True)
 class Summary:
     """One row of a user's conversation list."""
 
     conversacion: Conversacion
     otro: User
-    avatar: str | None
+    avatar: str
     ultimo: Mensaje | None
     no_leidos: int
     cerrada: bool
@@ -92,6 +109,16 @@ def member_conversation(caller: Caller, conversacion_id: str) -> Conversacion:
     return conv
 
 
+def is_member(caller: Caller, conversacion_id: str) -> bool:
+    """Whether the caller is a member of this conversation (False if it does not exist)."""
+    return (
+        db.session.scalar(
+            select(Conversacion.id).where(Conversacion.id == conversacion_id, _is_member(caller))
+        )
+        is not None
+    )
+
+
 def member_pairs(user_id: str) -> list[tuple[str, str]]:
     """(conversation id, other member's id) for every conversation of the user."""
     rows = db.session.execute(
@@ -114,17 +141,48 @@ def open_conversation(caller: Caller, otro_id: str) -> Conversacion:
         raise Forbidden("Solo puedes conversar con tu psicólogo o tus pacientes asignados")
     pair = (Conversacion.psicologo_id == psicologo_id, Conversacion.paciente_id == paciente_id)
     conv = db.session.scalar(select(Conversacion).where(*pair))
-    if conv is not None:
-        return conv
+    return conv if conv is not None else _create_pair(psicologo_id, paciente_id)
+
+
+def _create_pair(psicologo_id: str, paciente_id: str) -> Conversacion:
+    """Create the pair's conversation; if another request just did, the one it created.
+
+    The unique (psicologo_id, paciente_id) constraint decides: of two inserts at
+    once, one commits and the other fails and reads the winner's row.
+    """
     conv = Conversacion(id=new_id(), psicologo_id=psicologo_id, paciente_id=paciente_id)
     db.session.add(conv)
     try:
         db.session.commit()
     except IntegrityError:
-        # Both members opened it at once: the other insert won.
         db.session.rollback()
+        pair = (Conversacion.psicologo_id == psicologo_id, Conversacion.paciente_id == paciente_id)
         conv = db.session.scalars(select(Conversacion).where(*pair)).one()
     return conv
+
+
+def ensure_assigned(caller: Caller) -> None:
+    """Create the missing conversation of each current assignment of the caller (race-free)."""
+    perfil = PerfilPaciente
+    mine = (
+        perfil.psicologo_asignado_id == caller.user_id
+        if caller.is_psicologo
+        else and_(perfil.user_id == caller.user_id, perfil.psicologo_asignado_id.is_not(None))
+    )
+    missing = db.session.execute(
+        select(perfil.psicologo_asignado_id, perfil.user_id)
+        .outerjoin(
+            Conversacion,
+            and_(
+                Conversacion.psicologo_id == perfil.psicologo_asignado_id,
+                Conversacion.paciente_id == perfil.user_id,
+            ),
+        )
+        .where(mine, Conversacion.id.is_(None))
+        .order_by(perfil.user_id)
+    ).all()
+    for psicologo_id, paciente_id in missing:
+        _create_pair(psicologo_id, paciente_id)
 
 
 @dataclass(frozen=True)
@@ -358,20 +416,63 @@ def history(
     """A page of messages ascending by seq, and whether more lie beyond it.
 
     after=N pages forward (catch-up), before=N pages back (history); with
-    neither, the newest page.
+    neither, the newest page. A page also stops once its messages' text
+    reaches PAGE_MAX_BYTES (always at least one message), with hasMore
+    (docs/PROTOCOL.md, History).
     """
     member_conversation(caller, conversacion_id)
-    query = select(Mensaje).where(Mensaje.conversacion_id == conversacion_id)
+    where = [Mensaje.conversacion_id == conversacion_id]
     if after is not None:
-        query = query.where(Mensaje.seq > after)
+        where.append(Mensaje.seq > after)
     if before is not None:
-        query = query.where(Mensaje.seq < before)
+        where.append(Mensaje.seq < before)
     forward = after is not None and before is None
     order = Mensaje.seq.asc() if forward else Mensaje.seq.desc()
-    rows = list(db.session.scalars(query.order_by(order).limit(limit + 1)))
-    has_more = len(rows) > limit
-    page = rows[:limit]
-    return (page if forward else page[::-1]), has_more
+    # Sizes first, so the text of messages past the budget is never fetched.
+    sizes = db.session.execute(
+        select(Mensaje.seq, _TEXT_BYTES).where(*where).order_by(order).limit(limit + 1)
+    ).all()
+    taken = _within_budget([size for _, size in sizes[:limit]])
+    if not taken:
+        return [], bool(sizes)
+    ends = (sizes[0].seq, sizes[taken - 1].seq)
+    page = db.session.scalars(
+        select(Mensaje)
+        .where(*where, Mensaje.seq.between(min(ends), max(ends)))
+        .order_by(Mensaje.seq.asc())
+    ).all()
+    return list(page), len(sizes) > taken
+
+
+# The UTF-8 bytes of a message's text, computed by the database (CAST AS BINARY / BLOB).
+_TEXT_BYTES = func.length(cast(Mensaje.contenido, LargeBinary))
+
+
+def _within_budget(sizes: list[int]) -> int:
+    """How many of these messages, in order, fit in PAGE_MAX_BYTES (at least one)."""
+    budget = current_app.config["PAGE_MAX_BYTES"]
+    total = 0
+    for taken, size in enumerate(sizes):
+        total += size or 0
+        if taken and total > budget:
+            return taken
+    return len(sizes)
+
+
+def open_history(caller: Caller, conversacion_id: str) -> tuple[list[Mensaje], bool, Read]:
+    """The app's history call: the whole history (up to LEGACY_HISTORY_MAX), then read.
+
+    The messages keep `leido` as it was before this call; then the other
+    member's messages up to the newest one shown are marked read, as
+    chat:mark-read does, and the Read is returned to be announced alike
+    (docs/PROTOCOL.md, History).
+    """
+    limit = current_app.config["LEGACY_HISTORY_MAX"]
+    page, has_more = history(caller, conversacion_id, limit=limit)
+    for mensaje in page:
+        db.session.expunge(mensaje)  # marking them read below must not touch what is shown
+    read = mark_read(caller, conversacion_id, hasta_seq=page[-1].seq if page else 0)
+    return page, has_more, read
 
 
 def mark_read(
@@ -431,17 +532,25 @@ def unread_total(caller: Caller) -> int:
     return int(total or 0)
 
 
-def list_conversations(caller: Caller) -> list[Summary]:
-    """The caller's conversations: unread first, then the most recently updated."""
+def list_conversations(caller: Caller, incluir_cerradas: bool = False) -> list[Summary]:
+    """The caller's conversations: unread first, then the most recently updated.
+
+    Every current assignment gets its conversation first (the app never opens
+    one itself); conversations closed by a reassignment come only on request
+    (docs/PROTOCOL.md, The conversation list).
+    """
+    ensure_assigned(caller)
     otro = aliased(User)
     if caller.is_psicologo:
         otro_id, foto = Conversacion.paciente_id, PerfilPaciente.foto_perfil
         profile = (PerfilPaciente, PerfilPaciente.user_id == otro_id)
+        default_avatar = AVATAR_PACIENTE
     else:
         otro_id, foto = Conversacion.psicologo_id, PerfilPsicologo.foto_perfil
         profile = (PerfilPsicologo, PerfilPsicologo.user_id == otro_id)
+        default_avatar = AVATAR_PSICOLOGO
     assigned = aliased(PerfilPaciente)
-    rows = db.session.execute(
+    query = (
         select(Conversacion, otro, foto, Mensaje, assigned.psicologo_asignado_id)
         .join(otro, otro.id == otro_id)
         .outerjoin(*profile)
@@ -454,17 +563,19 @@ def list_conversations(caller: Caller) -> list[Summary]:
             ),
         )
         .where(_is_member(caller))
-    ).all()
+    )
+    if not incluir_cerradas:
+        query = query.where(assigned.psicologo_asignado_id == Conversacion.psicologo_id)
     summaries = [
         Summary(
             conv,
             user,
-            avatar,
+            avatar or default_avatar,
             ultimo,
             unread_for(conv, caller.user_id),
             cerrada=asignado != conv.psicologo_id,
         )
-        for conv, user, avatar, ultimo, asignado in rows
+        for conv, user, avatar, ultimo, asignado in db.session.execute(query).all()
     ]
     summaries.sort(key=lambda s: s.conversacion.updated_at, reverse=True)
     summaries.sort(key=lambda s: s.no_leidos == 0)

@@ -1,4 +1,4 @@
-"""The JSON shapes of PROTOCOL.md, shared by the HTTP API and the socket events."""
+"""The JSON shapes of docs/PROTOCOL.md, shared by the HTTP API and the socket events."""
 
 from __future__ import annotations
 

@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 IP_LIMITS = {"api.login": "RATELIMIT_LOGIN", "api.register": "RATELIMIT_REGISTER"}
 # Routes that spend the same per-user budget as a socket event, so both transports share it.
 SHARED_WITH_EVENTS = {"api.enviar": "chat:send-message"}
-# Socket event → config key; events not listed spend RATELIMIT_EVENTS.
-EVENT_LIMITS = {
+# Socket event → config key; events not listed spend RATELIMIT_EVENTS. Typing spends
+# nothing: the app emits it on every keystroke, and it is never refused for being
+# frequent (docs/PROTOCOL.md, Typing); repeats are coalesced in memory, which keeps them cheap.
+EVENT_LIMITS: dict[str, str | None] = {
     "chat:send-message": "RATELIMIT_MESSAGES",
-    "chat:typing": "RATELIMIT_TYPING",
-    "chat:stop-typing": "RATELIMIT_TYPING",
+    "chat:typing": None,
+    "chat:stop-typing": None,
 }
 EXEMPT = ("api.health", "api.openapi", "static", "web.static")
 
@@ -111,7 +113,8 @@ class EventLimiter:
     def check_event(self, event: str, user_id: str) -> None:
         """A socket event by a user."""
         config_key = EVENT_LIMITS.get(event, "RATELIMIT_EVENTS")
-        self.check(config_key, "user:" + user_id, config_key)
+        if config_key is not None:
+            self.check(config_key, "user:" + user_id, config_key)
 
     def check_connect(self, ip: str) -> None:
         """A socket connection from an address."""

@@ -29,7 +29,7 @@ def test_audit_log_records_events_without_content(make_app, tmp_path):
     send = {"conversacionId": cid, "contenido": SECRET_TEXT + " socket"}
     assert a.emit("chat:send-message", send, callback=True)["success"]  # 2 of 2, with HTTP's
     assert a.emit("chat:send-message", send, callback=True)["code"] == "rate_limited"
-    too_long = {"conversacionId": cid, "contenido": SECRET_TEXT * 1000}
+    too_long = {"conversacionId": cid, "contenido": SECRET_TEXT * 3000}
     assert client.post("/api/chat/mensajes", json=too_long, headers=psi.headers).status_code == 413
     assert s.emit("chat:join-room", {"conversacionId": cid}, callback=True)["code"] == "forbidden"
     assert s.emit("chat:sync", {"conversacionId": SECRET_TEXT}, callback=True)["code"] == "invalid"

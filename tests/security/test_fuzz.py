@@ -83,8 +83,8 @@ SPECIAL_TEXT = st.sampled_from(
         "' OR '1'='1",
         "%s%n%x",
         "../../etc/passwd",
-        "x" * 4001,
-        "é" * 4001,
+        "x" * 65_536,
+        "é" * 32_768,  # 65,536 bytes
         "y" * 70_000,
     ]
 )
@@ -323,7 +323,9 @@ def test_http_routes_survive_hostile_payloads(world):
         assert r.is_json, r.get_data()[:300]
         body = r.get_json()
         assert r.headers["X-Content-Type-Options"] == "nosniff"
-        after = world.counts() if method != "GET" else before  # GETs are checked per example
+        # GETs are checked per example, but the app's history call marks messages read.
+        writes = method != "GET" or path == "/api/chat/mensajes"
+        after = world.counts() if writes else before
         if r.status_code < 400:
             assert body["success"] is True
             return after

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
+import pytest
 
 from config import Config
 from miaubloom import create_app
@@ -24,16 +25,37 @@ def _token(app, person, seconds: float) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_http_body_over_the_limit_is_too_large(make_app):
-    app = make_app(MAX_CONTENT_LENGTH=2048)
+    # The body limit must leave room for a whole message: with messages of 100 code
+    # points, 8 KiB does; the padding (an unknown field) is what makes this body too big.
+    app = make_app(MAX_CONTENT_LENGTH=8192, MAX_MESSAGE_LENGTH=100)
     _, pac, cid = people_of(app).pair()
     before = row_counts(app)
     r = app.test_client().post(
         "/api/chat/mensajes",
-        json={"conversacionId": cid, "contenido": "x" * 4000},
+        json={"conversacionId": cid, "contenido": "hola", "relleno": "x" * 9000},
         headers=pac.headers,
     )
     assert (r.status_code, r.json["code"], r.json["success"]) == (413, "too_large", False)
+    assert r.json["message"] == "Cuerpo de la solicitud demasiado grande"
     assert row_counts(app) == before
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"SOCKETIO_MAX_BUFFER": 65536},
+        {"MAX_CONTENT_LENGTH": 65536},
+        {"MAX_CONTENT_LENGTH": 8192, "MAX_MESSAGE_LENGTH": 400},
+        {"MAX_MESSAGE_LENGTH": 0},
+        {"PAGE_MAX_BYTES": 0},
+        {"LEGACY_HISTORY_MAX": -1},
+    ],
+)
+def test_limits_that_would_cut_a_message_off_refuse_to_start(make_app, settings, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        make_app(**settings)
+    assert stopped.value.code == 2
+    assert next(iter(settings)) in capsys.readouterr().err
 
 
 def test_message_length_page_size_and_client_id(make_app):

@@ -114,17 +114,26 @@ def test_socket_messages_are_limited_per_user(make_app):
     b.disconnect()
 
 
-def test_socket_typing_and_other_events_have_budgets(make_app):
-    app = make_app(RATELIMIT_TYPING="2 per minute", RATELIMIT_EVENTS="2 per minute")
+def test_other_events_have_a_budget_and_typing_never_runs_out(make_app):
+    app = make_app(RATELIMIT_EVENTS="2 per minute", RATELIMIT_MESSAGES="1 per minute")
     _, pac, cid = people_of(app).pair()
     a = socket(app, pac.token)
     payload = {"conversacionId": cid}
-    assert a.emit("chat:typing", payload, callback=True)["success"]
-    assert a.emit("chat:stop-typing", payload, callback=True)["success"]
-    assert a.emit("chat:typing", payload, callback=True)["code"] == "rate_limited"
     assert a.emit("chat:join-room", payload, callback=True)["success"]
     assert a.emit("chat:sync", {**payload, "afterSeq": 0}, callback=True)["success"]
-    assert a.emit("chat:leave-room", payload, callback=True)["code"] == "rate_limited"
+    assert a.emit("chat:mark-read", payload, callback=True)["code"] == "rate_limited"
+    assert a.emit("chat:send-message", {**payload, "contenido": "x"}, callback=True)["success"]
+    assert a.emit("chat:send-message", {**payload, "contenido": "y"}, callback=True)["code"] == (
+        "rate_limited"
+    )
+    # Every keystroke is a chat:typing (PROTOCOL.md v1.1): no budget, whatever the others'.
+    for _ in range(300):
+        assert a.emit("chat:typing", payload, callback=True) == {"success": True}
+        assert a.emit("chat:stop-typing", payload, callback=True) == {"success": True}
+    assert errors_of(a) == [
+        {"message": "Demasiadas solicitudes", "code": "rate_limited", "event": event}
+        for event in ("chat:mark-read", "chat:send-message")
+    ]
     a.disconnect()
 
 

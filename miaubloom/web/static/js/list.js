@@ -20,7 +20,8 @@ export class ConversationList {
   /** Load the conversations and the counterparts without one yet. */
   async load() {
     const [list, contacts] = await Promise.all([
-      api("GET", "/api/chat/conversaciones"),
+      // Closed conversations too (flagged cerrada): the page keeps their history readable.
+      api("GET", "/api/chat/conversaciones?incluirCerradas=1"),
       api("GET", "/api/chat/contactos"),
     ]);
     this.rows = new Map(list.conversaciones.map((c) => [c.id, c]));
