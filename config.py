@@ -24,6 +24,17 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    """Read a number of seconds (fractions allowed), failing loudly on garbage."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _list(name: str, default: list[str]) -> list[str]:
     """Read a comma-separated setting."""
     raw = os.environ.get(name)
@@ -125,6 +136,28 @@ class Config:
         # How often each process looks for sockets whose token has expired.
         self.SESSION_CHECK_SECONDS = _int("SESSION_CHECK_SECONDS", 30)
 
+        # E-mail notifications of unread messages, never their text (docs/notifications.md).
+        # Off unless SMTP_URL is set: smtp://user:password@host:587 (STARTTLS when the server
+        # offers it) or smtps://host:465. PUBLIC_BASE_URL is the page the mail links to.
+        self.SMTP_URL = env("SMTP_URL", "")
+        self.SMTP_FROM = env("SMTP_FROM", "")
+        self.SMTP_TIMEOUT = _float("SMTP_TIMEOUT", 30)
+        self.SMTP_CA_FILE = env("SMTP_CA_FILE", "")
+        self.PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "")
+        # A message unread this long by a member with no socket anywhere gets them a mail;
+        # at most one mail per conversation and member per interval.
+        self.NOTIFY_AFTER_SECONDS = _float("NOTIFY_AFTER_SECONDS", 120)
+        self.NOTIFY_INTERVAL_SECONDS = _float("NOTIFY_INTERVAL_SECONDS", 3600)
+        # How often the database is scanned for notifications whose job was lost.
+        self.NOTIFY_SCAN_SECONDS = _float("NOTIFY_SCAN_SECONDS", 60)
+        # How long a claimed notification is held before another attempt may take it over.
+        self.NOTIFY_LEASE_SECONDS = _float("NOTIFY_LEASE_SECONDS", 300)
+        # Backoff after a mail server failure: this, doubling up to an hour, this many times.
+        self.NOTIFY_RETRY_SECONDS = _float("NOTIFY_RETRY_SECONDS", 30)
+        self.NOTIFY_MAX_RETRIES = _int("NOTIFY_MAX_RETRIES", 20)
+        # A notification worker silent this long is presumed dead: its jobs go back to the queue.
+        self.NOTIFY_QUEUE_HEARTBEAT = _float("NOTIFY_QUEUE_HEARTBEAT", 60)
+
     @property
     def is_production(self) -> bool:
         """True unless running in development or testing."""
@@ -144,6 +177,8 @@ class TestConfig(Config):
         self.JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
         self.SOCKETIO_ASYNC_MODE = "threading"
         self.SOCKETIO_MESSAGE_QUEUE = ""
+        # No mail unless a test starts its own SMTP server.
+        self.SMTP_URL = ""
         # Suites register many users from one address; the limit tests turn this on.
         self.RATELIMIT_ENABLED = False
 

@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from config import MESSAGE_MAX_BYTES, Config, default_sqlite_uri
 
-from . import observability, security
+from . import notify, observability, security
 from .chat.presence import Presence, Typing
 from .extensions import db, migrate, socketio
 
@@ -58,6 +58,7 @@ def create_app(config: Config | None = None) -> Flask:
     errors.register(app)
     register_cli(app)
     security.init_app(app)
+    notify.init_app(app)
 
     if embedded and not app.testing:
         _upgrade_embedded(app)

@@ -182,3 +182,39 @@ class TokenRevocado(db.Model):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+
+
+class Notificacion(db.Model):
+    """Where one member's e-mail notifications of one conversation stand (chat-owned).
+
+    No foreign keys: the app's tables keep their own collation, which a key
+    from a chat table would have to match. See miaubloom/notify/ledger.py.
+    """
+
+    __tablename__ = "chat_notificaciones"
+    __table_args__ = UTF8MB4
+
+    conversacion_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    usuario_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Messages up to this seq need no mail: mailed about, seen online, or read.
+    cubierto_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the last mail was accepted by the mail server (the interval starts there).
+    enviado_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The mail in flight: None, "reclamado" (claimed, before DATA) or "enviando" (DATA begun).
+    estado: Mapped[str | None] = mapped_column(String(16))
+    intento: Mapped[str | None] = mapped_column(String(36))
+    plazo: Mapped[datetime | None] = mapped_column(Timestamp)
+    hasta_seq: Mapped[int | None] = mapped_column(Integer)
+    # Mail server failures of the claim in flight (its backoff grows with them).
+    fallos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Preferencias(db.Model):
+    """A person's chat settings (chat-owned): whether unread messages are notified by e-mail."""
+
+    __tablename__ = "chat_preferencias"
+    __table_args__ = UTF8MB4
+
+    usuario_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    notificar_correo: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)

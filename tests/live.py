@@ -46,6 +46,25 @@ def server_command(how: str, port: int) -> list[str]:
     raise ValueError(how)
 
 
+def process_env(
+    database_url: str, async_mode: str, port: int, env: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The environment a test's server (or worker) process runs with."""
+    return {
+        **os.environ,
+        "MIAUBLOOM_ENV": "testing",
+        "JWT_SECRET": SECRET,
+        "DATABASE_URL": database_url,
+        "SOCKETIO_ASYNC_MODE": async_mode,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+        # Suites register many users from one address; limit tests turn this back on.
+        "RATELIMIT_ENABLED": "false",
+        **(env or {}),
+    }
+
+
 class LiveServer:
     """One chat server process; stopped (or killed) by the test."""
 
@@ -62,19 +81,7 @@ class LiveServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        full_env = {
-            **os.environ,
-            "MIAUBLOOM_ENV": "testing",
-            "JWT_SECRET": SECRET,
-            "DATABASE_URL": database_url,
-            "SOCKETIO_ASYNC_MODE": async_mode,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "PYTHONUNBUFFERED": "1",
-            # Suites register many users from one address; limit tests turn this back on.
-            "RATELIMIT_ENABLED": "false",
-            **(env or {}),
-        }
+        full_env = process_env(database_url, async_mode, self.port, env)
         self._out = open(log_path, "ab") if log_path else None  # noqa: SIM115
         command = server_command(how, self.port)
         self.process = subprocess.Popen(
@@ -169,6 +176,46 @@ def raise_fd_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class LiveWorker(LiveServer):
+    """`flask --app wsgi notify-worker`, the README's command, as a process of its own."""
+
+    READY = "notification worker started"
+
+    def __init__(
+        self,
+        database_url: str,
+        env: Mapping[str, str],
+        log_path: Path,
+        async_mode: str = "threading",
+        threads: int = 2,
+    ) -> None:
+        self.log_path = log_path
+        self._out = open(log_path, "ab")  # noqa: SIM115
+        command = [sys.executable, "-m", "flask", "--app", "wsgi", "notify-worker"]
+        self.process = subprocess.Popen(
+            [*command, "--threads", str(threads)],
+            cwd=ROOT,
+            env=process_env(database_url, async_mode, 0, env),
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Block until the worker says it started, or fail with its log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"worker exited with {self.process.returncode}: {self.log()}")
+            if self.READY in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker did not start: {self.log()}")
 
 
 class RemoteResponse:

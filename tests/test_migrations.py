@@ -208,3 +208,44 @@ def test_existing_database_upgrades_in_place(empty_database):
         assert service.send_message(caller, ids["c1"], "después", "c-1").created is False
         db.session.remove()
         db.engine.dispose()
+
+
+def test_notification_tables_are_added_in_place(empty_database):
+    # A database at the chat's 0002 with rows in it gains the two chat-owned tables, empty,
+    # and keeps every row; downgrading removes them again.
+    app = create_app(TestConfig(empty_database))
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    with app.app_context():
+        upgrade(revision="0001_miaubloom_base")
+        with db.engine.begin() as conn:
+            ids = _legacy_rows(conn, now)
+        upgrade(revision="0002_chat_columns")
+        upgrade(revision="0005_notifications")
+        tables = set(sa.inspect(db.engine).get_table_names())
+        assert {"chat_notificaciones", "chat_preferencias"} <= tables
+        with db.engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM Mensajes")).scalar() == 5
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM chat_notificaciones")).scalar() == 0
+            conn.execute(
+                sa.text("INSERT INTO chat_preferencias (usuario_id, updated_at) VALUES (:u, :t)"),
+                {"u": ids["pac"], "t": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO chat_notificaciones (conversacion_id, usuario_id) VALUES (:c, :u)"
+                ),
+                {"c": ids["c1"], "u": ids["psi"]},
+            )
+            # The defaults the migration gives: notified by default, nothing covered or in flight.
+            assert conn.execute(sa.text("SELECT notificar_correo FROM chat_preferencias")).scalar()
+            row = conn.execute(
+                sa.text("SELECT cubierto_seq, fallos, estado FROM chat_notificaciones")
+            ).one()
+            assert tuple(row) == (0, 0, None)
+        from flask_migrate import downgrade
+
+        downgrade(revision="0002_chat_columns")
+        tables = set(sa.inspect(db.engine).get_table_names())
+        assert not {"chat_notificaciones", "chat_preferencias"} & tables
+        assert "Mensajes" in tables
+        db.engine.dispose()

@@ -46,6 +46,8 @@ def _requests(w) -> dict[str, tuple[str, dict | None]]:  # type: ignore[no-untyp
         "api.leidos": ("", {"conversacionId": cid}),
         "api.no_leidos": ("", None),
         "api.contactos": ("", None),
+        "api.notificaciones": ("", None),
+        "api.cambiar_notificaciones": ("", {"correo": True}),
     }
 
 

@@ -14,6 +14,7 @@ from ..chat.schemas import (
     HistoryQuery,
     LoginIn,
     MarkReadIn,
+    NotificacionesIn,
     OpenConversationIn,
     PacienteIn,
     RegisterIn,
@@ -85,6 +86,10 @@ OPERATIONS = (
               (200, out.ContactosResponse)),
     Operation("get", "/api/health", "Whether the database answers", (200, out.HealthResponse),
               auth=False),
+    Operation("get", "/api/chat/notificaciones", "The caller's e-mail notification setting",
+              (200, out.NotificacionesResponse)),
+    Operation("put", "/api/chat/notificaciones", "Turn the caller's e-mail notifications on or off",
+              (200, out.NotificacionesResponse), body=NotificacionesIn),
 )  # fmt: skip
 
 
@@ -103,7 +108,7 @@ def _failures(op: Operation) -> dict[int, dict]:
     codes = {400, 429, 503, *op.fails}
     if op.auth:
         codes |= {401, 403}
-    if op.method == "post":
+    if op.method in ("post", "put"):
         codes |= {403, 413}
     error = {"$ref": REF.format(model="ErrorOut")}
     headers = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}

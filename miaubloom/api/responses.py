@@ -191,3 +191,10 @@ class HealthResponse(OkOut):
     """GET /api/health."""
 
     db: Literal["ok"]
+
+
+class NotificacionesResponse(OkOut):
+    """GET and PUT /api/chat/notificaciones."""
+
+    correo: bool = Field(description="e-mail notifications of unread messages are on")
+    disponible: bool = Field(description="this server sends e-mail (SMTP_URL is set)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from .. import observability
+from .. import notify, observability
 from ..extensions import socketio
 from ..models import utcnow
 from . import rooms, wire
@@ -24,6 +24,8 @@ def message_sent(sent: Sent) -> None:
             wire.conversation_updated(conv, mensaje, member),
             to=rooms.user(member),
         )
+    # The recipient may be owed an e-mail later (notify/jobs.py decides, from committed state).
+    current_app.extensions[notify.EXTENSION].message_stored(conv, mensaje.remitente_id)
 
 
 def messages_read(read: Read, reader_id: str) -> None:

@@ -13,6 +13,10 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
+# Last-seen times are kept this long (seconds), and pruned once more than this many users.
+SEEN_FOR = 7 * 24 * 3600
+SEEN_KEPT = 10_000
+
 
 class Presence:
     """The sockets of each online user in this process."""
@@ -20,6 +24,8 @@ class Presence:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: dict[str, set[str]] = {}
+        # When each user's last socket went away (epoch seconds), for notifications.
+        self._seen: dict[str, float] = {}
 
     def add(self, user_id: str, sid: str) -> bool:
         """Record a socket; True if it is the user's first."""
@@ -38,6 +44,7 @@ class Presence:
             if sids:
                 return False
             del self._sockets[user_id]
+            self._saw(user_id)
             return True
 
     def is_online(self, user_id: str) -> bool:
@@ -54,6 +61,21 @@ class Presence:
         """(online users, connected sockets)."""
         with self._lock:
             return len(self._sockets), sum(len(s) for s in self._sockets.values())
+
+    def last_seen(self, user_id: str) -> float | None:
+        """When the user last had a socket (epoch seconds; now while online), or None."""
+        with self._lock:
+            if self._sockets.get(user_id):
+                return time.time()
+            return self._seen.get(user_id)
+
+    def _saw(self, user_id: str) -> None:
+        """Record that the user's last socket went away now (called with the lock held)."""
+        now = time.time()
+        self._seen[user_id] = now
+        if len(self._seen) > SEEN_KEPT:
+            # Older than a notification could ask about: forgetting them changes nothing.
+            self._seen = {u: t for u, t in self._seen.items() if now - t < SEEN_FOR}
 
 
 StopTyping = Callable[[str, str, str], None]
@@ -172,6 +194,9 @@ class RedisPresence(Presence):
     def _sockets_key(self, process_id: str) -> str:
         return f"{self.prefix}:presence:sockets:{process_id}"
 
+    def _seen_key(self, user_id: str) -> str:
+        return f"{self.prefix}:presence:seen:{user_id}"
+
     @property
     def _process_prefix(self) -> str:
         return self._process_key("")
@@ -205,6 +230,8 @@ class RedisPresence(Presence):
         try:
             self.redis.srem(self._sockets_key(self.process_id), f"{user_id} {sid}")
             live = self._drop([self._user_key(user_id)], [self._process_prefix, sid])
+            if int(live) == 0:
+                self._mark_seen(user_id)
             return int(live) == 0
         except RedisError:
             log.warning("presence: Redis unavailable, answering for this process only")
@@ -216,6 +243,19 @@ class RedisPresence(Presence):
             return int(self._live([self._user_key(user_id)], [self._process_prefix])) > 0
         except RedisError:
             return super().is_online(user_id)
+
+    def last_seen(self, user_id: str) -> float | None:
+        """When the user last had a live socket on any process (now while online), or None."""
+        try:
+            if self.is_online(user_id):
+                return time.time()
+            seen = self.redis.get(self._seen_key(user_id))
+            return float(seen) if seen is not None else None
+        except (RedisError, ValueError):
+            return super().last_seen(user_id)
+
+    def _mark_seen(self, user_id: str) -> None:
+        self.redis.set(self._seen_key(user_id), repr(time.time()), ex=SEEN_FOR)
 
     def heartbeat(self) -> None:
         """Keep this process alive in Redis; after Redis lost it, record its sockets again."""
@@ -257,5 +297,6 @@ class RedisPresence(Presence):
                 user, sid = (entry.decode() if isinstance(entry, bytes) else entry).split(" ", 1)
                 if int(self._drop([self._user_key(user)], [self._process_prefix, sid])) == 0:
                     offline.add(user)
+                    self._mark_seen(user)  # about when its process died
             self.redis.delete(self._sockets_key(pid))
         return offline

@@ -210,6 +210,14 @@ class HistoryQuery(Payload):
         return bool(self.model_fields_set & {"after", "before", "limit"})
 
 
+class NotificacionesIn(Payload):
+    """PUT /api/chat/notificaciones: e-mail notifications on or off."""
+
+    correo: Annotated[bool, Field(strict=True)]
+    userId: Text | None = None
+    rol: Text | None = None
+
+
 M = TypeVar("M", bound=Payload)
 
 

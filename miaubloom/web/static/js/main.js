@@ -3,6 +3,7 @@
 import { api, session } from "./api.js";
 import { ChatSession } from "./chat.js";
 import { byId, show } from "./dom.js";
+import { hideNotifySwitch, loadNotifySwitch } from "./notifications.js";
 
 let chat = null;
 
@@ -22,6 +23,7 @@ function showLogin(message = "") {
   session.token = null;
   show(byId("chat-view"), false);
   show(byId("me"), false);
+  hideNotifySwitch();
   show(byId("banner"), false);
   show(byId("transport-note"), false);
   show(byId("auth-view"), true);
@@ -35,6 +37,7 @@ function startChat(user) {
   show(byId("auth-view"), false);
   byId("me-name").textContent = `${user.nombreCompleto} · ${user.rol}`;
   show(byId("me"), true);
+  loadNotifySwitch();
   show(byId("chat-view"), true);
   chat = new ChatSession(user, session.token, { onSignedOut: showLogin });
   chat.start();
