@@ -53,6 +53,7 @@ class ChatNamespace(Namespace):
         try:
             guard.check_connect()
             caller = authenticate(token)
+            guard.check_user_sockets(caller, self.presence)
         except ChatError as exc:
             data = guard.refusal(exc)
             refusal = data if isinstance(exc, RateLimited) else REFUSED
