@@ -35,12 +35,26 @@ def _float(name: str, default: float) -> float:
         raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """Read a setting that takes one of a few words (the first is the default)."""
+    raw = os.environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise RuntimeError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _list(name: str, default: list[str]) -> list[str]:
     """Read a comma-separated setting."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# Connections one server process accepts at once, unless MAX_CONNECTIONS says otherwise.
+DEFAULT_MAX_CONNECTIONS = 11_000
+# Open files a process needs beside its connections: database pool, Redis, logs, listener.
+SPARE_FILES = 256
 
 
 class Config:
@@ -76,6 +90,11 @@ class Config:
         self.PAGE_MAX_BYTES = _int("PAGE_MAX_BYTES", 1024 * 1024)
         # The app's history call (GET /api/chat/mensajes with no paging): the newest this many.
         self.LEGACY_HISTORY_MAX = _int("LEGACY_HISTORY_MAX", 5000)
+        # v1.2: how long after sending its sender may edit or delete a message, and
+        # whether a deleted message's text is kept for the clinical record ("keep":
+        # in chat_mensajes_retenidos, which no route or event reads) or gone ("off").
+        self.EDIT_WINDOW_SECONDS = _int("EDIT_WINDOW_SECONDS", 24 * 3600)
+        self.DELETED_RETENTION = _choice("DELETED_RETENTION", ("off", "keep"))
 
         # Socket.IO serving.
         self.SOCKETIO_ASYNC_MODE = env("SOCKETIO_ASYNC_MODE", "threading")
@@ -93,6 +112,28 @@ class Config:
         self.SOCKETIO_MAX_BUFFER = _int("SOCKETIO_MAX_BUFFER", MESSAGE_FRAME_BYTES)
         # Origins allowed for Socket.IO and CORS; empty means same origin only.
         self.ALLOWED_ORIGINS = _list("ALLOWED_ORIGINS", [])
+        # Reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto/-Host are
+        # trusted, so that limits per address count clients, not the proxy.
+        self.PROXY_HOPS = _int("PROXY_HOPS", 0)
+
+        # Capacity and transport limits (docs/security.md). MAX_CONNECTIONS is what the
+        # server accepts at once (gunicorn's worker_connections, eventlet's max_size);
+        # Socket.IO transports stop below it, so that past capacity a new one is refused
+        # at once (503) while HTTP, health checks included, still gets in.
+        self.MAX_CONNECTIONS = _int("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)
+        self.SOCKETIO_MAX_SOCKETS = _int(
+            "SOCKETIO_MAX_SOCKETS",
+            max(self.MAX_CONNECTIONS - 1000, self.MAX_CONNECTIONS // 2),
+        )
+        # Seconds a transport may stay open without completing the Socket.IO CONNECT.
+        self.SOCKETIO_CONNECT_TIMEOUT = _int("SOCKETIO_CONNECT_TIMEOUT", 5)
+        # Per client address: open transports, and transports still in their handshake.
+        self.SOCKETIO_MAX_TRANSPORTS_PER_IP = _int("SOCKETIO_MAX_TRANSPORTS_PER_IP", 500)
+        self.SOCKETIO_MAX_HANDSHAKES_PER_IP = _int("SOCKETIO_MAX_HANDSHAKES_PER_IP", 50)
+        # Sockets one user may hold in one process (each message to them is sent to each).
+        self.SOCKETIO_MAX_SOCKETS_PER_USER = _int("SOCKETIO_MAX_SOCKETS_PER_USER", 50)
+        # Bytes waiting to be written to one socket; past them the socket is dropped.
+        self.SOCKETIO_MAX_OUTBOUND = _int("SOCKETIO_MAX_OUTBOUND", 4 * 1024 * 1024)
 
         # HTTP request bodies larger than this are refused with 413 (room for any message).
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", MESSAGE_FRAME_BYTES)
@@ -109,6 +150,9 @@ class Config:
         self.RATELIMIT_CONNECT = env("RATELIMIT_CONNECT", "60 per minute")  # sockets per IP
         self.RATELIMIT_MESSAGES = env("RATELIMIT_MESSAGES", "60 per minute")  # per user
         self.RATELIMIT_EVENTS = env("RATELIMIT_EVENTS", "600 per minute")  # other events
+        # Edits and deletions per user (socket and HTTP together), searches per user.
+        self.RATELIMIT_EDITS = env("RATELIMIT_EDITS", "30 per minute")
+        self.RATELIMIT_SEARCH = env("RATELIMIT_SEARCH", "60 per minute")
 
         # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is off (404).
         self.METRICS_TOKEN = env("METRICS_TOKEN", "")
@@ -169,3 +213,27 @@ def default_sqlite_uri(instance_path: str) -> str:
     """The embedded database file under instance/, its folder made on first start."""
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     return "sqlite:///" + str(Path(instance_path) / "miaubloom.sqlite3")
+
+
+def raise_open_file_limit(connections: int) -> tuple[int, int]:
+    """Raise this process's open-file limit to what `connections` need: (before, after).
+
+    Raises RuntimeError when the limit cannot be raised that far (the hard limit is
+    lower and the process may not lift it): better to refuse to start than to fail
+    accept() with EMFILE once the sockets are there.
+    """
+    import resource
+
+    needed = connections + SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(hard, needed)))
+    except (ValueError, OSError) as exc:
+        raise RuntimeError(
+            f"{connections} connections need {needed} open files, but the limit is "
+            f"{soft} (hard {hard}) and cannot be raised ({exc}): raise it (ulimit -n, "
+            "systemd LimitNOFILE=) or lower MAX_CONNECTIONS"
+        ) from None
+    return soft, needed

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,17 +29,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadgen import _client, _connect, chat_pair, percentile
 from servers import database, raise_fd_limit, servers
 
-from miaubloom.models import Conversacion, Mensaje
+from miaubloom.chat.folding import fold
+from miaubloom.models import Conversacion, Mensaje, MensajeBusqueda
 
 
-def bulk_fill(db_url: str, conversacion_id: str, sender_id: str, rows: int) -> float:
-    """Insert rows messages with seq 1..rows and set last_seq; seconds taken."""
+def bulk_fill(
+    db_url: str,
+    conversacion_id: str,
+    sender_id: str,
+    rows: int,
+    text: Callable[[int], str] = "mensaje histórico {}".format,
+) -> float:
+    """Insert rows messages (text(seq)) with seq 1..rows and set last_seq; seconds taken.
+
+    Each message gets its search row too, as a send writes it (chat/service.py).
+    """
     started = time.time()
     engine = sa.create_engine(db_url)
     now = datetime.now(UTC).replace(tzinfo=None)
     table = Mensaje.__table__
     with engine.begin() as conn:
         for first in range(1, rows + 1, 5000):
+            seqs = range(first, min(rows, first + 4999) + 1)
             conn.execute(
                 table.insert(),
                 [
@@ -47,14 +59,24 @@ def bulk_fill(db_url: str, conversacion_id: str, sender_id: str, rows: int) -> f
                         "conversacion_id": conversacion_id,
                         "remitente": "paciente",
                         "remitente_id": sender_id,
-                        "contenido": f"mensaje histórico {seq}",
+                        "contenido": text(seq),
                         "leido": True,
                         "created_at": now,
                         "seq": seq,
                         "client_id": None,
                         "leido_at": now,
+                        "version": 1,
+                        "editado_at": None,
+                        "eliminado_at": None,
                     }
-                    for seq in range(first, min(rows, first + 4999) + 1)
+                    for seq in seqs
+                ],
+            )
+            conn.execute(
+                MensajeBusqueda.__table__.insert(),
+                [
+                    {"conversacion_id": conversacion_id, "seq": seq, "busqueda": fold(text(seq))}
+                    for seq in seqs
                 ],
             )
         conv = Conversacion.__table__

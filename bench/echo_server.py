@@ -8,7 +8,7 @@ that it writes as many frames per message as the chat does (message-received to
 the room plus conversation-updated to each member, and the ack): the ceiling
 for anything that speaks the chat's protocol.
 Start it like wsgi.py: `python bench/echo_server.py` or, for gevent,
-`gunicorn -k gevent -w 1 --chdir bench echo_server:app`.
+`gunicorn --chdir bench echo_server:app` from the repository (its gunicorn.conf.py).
 """
 
 from __future__ import annotations

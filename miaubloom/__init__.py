@@ -32,6 +32,10 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the app: config, database, API, Socket.IO namespace and CLI."""
     config = config or Config()
     app = Flask(__name__, instance_relative_config=True)
+    # "//" is not merged into "/": werkzeug would answer it with an HTML redirect, or
+    # match /api/chat/mensajes//versiones as a message id "versiones" and answer 405.
+    # An empty path segment is simply not found (404, in the one JSON error shape).
+    app.url_map.merge_slashes = False
     app.config.from_object(config)
     _check_secret(app, config)
     _check_sizes(app)

@@ -31,6 +31,8 @@ from .errors import Unauthenticated
 from .extensions import db
 
 log = logging.getLogger("miaubloom.access")
+# Where security/transport.py keeps its guard on the app (read here at scrape time).
+TRANSPORT = "miaubloom.transport"
 
 SEND_EVENT = "chat:send-message"
 SEND_ENDPOINT = "api.enviar"
@@ -83,6 +85,7 @@ class Metrics:
     errors: Counter
     send_seconds: Histogram
     send_batch: Histogram
+    refused: Counter
 
 
 def _metrics(app: Flask) -> Metrics:
@@ -98,6 +101,22 @@ def _metrics(app: Flask) -> Metrics:
         "Users with a socket connected to this process",
         registry=registry,
     ).set_function(lambda: state().presence.counts()[0])
+    transports = lambda: app.extensions.get(TRANSPORT)  # noqa: E731  (installed later)
+    Gauge(
+        "miaubloom_socketio_capacity",
+        "Socket.IO transports this process admits (SOCKETIO_MAX_SOCKETS); past it, 503",
+        registry=registry,
+    ).set_function(lambda: app.config["SOCKETIO_MAX_SOCKETS"])
+    Gauge(
+        "miaubloom_transports_open",
+        "Engine.IO transports open in this process, handshaking ones included",
+        registry=registry,
+    ).set_function(lambda: transports().open_transports() if transports() else 0)
+    Gauge(
+        "miaubloom_transports_handshaking",
+        "Engine.IO transports that have not completed the Socket.IO CONNECT",
+        registry=registry,
+    ).set_function(lambda: transports().handshaking() if transports() else 0)
     with app.app_context():
         pool = db.engine.pool
     Gauge(
@@ -130,6 +149,12 @@ def _metrics(app: Flask) -> Metrics:
             "miaubloom_send_batch_size",
             "Sends stored by one transaction (concurrent sends share one: group commit)",
             buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        ),
+        refused=Counter(
+            "miaubloom_refused",
+            "Connections refused or closed by a limit (docs/security.md), by reason",
+            ["reason"],
             registry=registry,
         ),
     )
@@ -219,6 +244,13 @@ def _observe_socket(app: Flask, name: str, sid: str, result: Any, elapsed: float
     # the rest at DEBUG.
     level = logging.INFO if code or name in ("connect", "disconnect") else logging.DEBUG
     log.log(level, "socket", extra=extra)
+
+
+def refused(app: Flask, reason: str) -> None:
+    """Count a connection refused or closed by a limit."""
+    metrics = app.extensions.get("miaubloom_metrics")
+    if metrics is not None:
+        metrics.refused.labels(reason=reason).inc()
 
 
 # -- messages stored ----------------------------------------------------------

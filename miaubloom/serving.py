@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from flask import Flask
+
+from config import raise_open_file_limit
+
+log = logging.getLogger(__name__)
 
 
 def listener(host: str, port: int) -> socket.socket:
@@ -22,19 +28,32 @@ def listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+def open_files_for(connections: int) -> None:
+    """Raise the open-file limit for `connections`, logged; exit when it cannot be raised."""
+    try:
+        before, after = raise_open_file_limit(connections)
+    except RuntimeError as exc:
+        log.error("refusing to start: %s", exc)
+        sys.exit(1)
+    log.info("open-file limit %s (was %s) for %s connections", after, before, connections)
+
+
 def run(app: Flask, socketio: Any, mode: str) -> None:
     """Serve app on HOST:PORT with the server of the async mode, until stopped."""
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
+    # As many connections at once as gunicorn's worker would take (gunicorn.conf.py).
+    connections = app.config["MAX_CONNECTIONS"]
     if mode == "eventlet":
         import eventlet.wsgi
 
-        # eventlet's WSGI server serves at most 1024 connections at once unless told.
-        max_size = int(os.environ.get("MAX_CONNECTIONS", "10000"))
-        eventlet.wsgi.server(listener(host, port), app, max_size=max_size, log_output=False)
+        open_files_for(connections)
+        eventlet.wsgi.server(listener(host, port), app, max_size=connections, log_output=False)
     elif mode == "gevent":
+        from gevent.pool import Pool
         from gevent.pywsgi import WSGIServer
 
-        WSGIServer(listener(host, port), app, log=None).serve_forever()
+        open_files_for(connections)
+        WSGIServer(listener(host, port), app, spawn=Pool(connections), log=None).serve_forever()
     else:
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)

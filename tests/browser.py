@@ -25,13 +25,18 @@ T = TypeVar("T")
 
 # What the page's own state looks like from outside: one row per message node.
 MESSAGES_JS = """
-return Array.from(document.querySelectorAll('#message-list > li')).map(li => ({
-  text: li.querySelector('.message-text').textContent,
+return Array.from(document.querySelectorAll('#message-list > li.message')).map(li => ({
+  text: (li.querySelector('.message-text') || {}).textContent ?? null,
   seq: li.dataset.seq ? Number(li.dataset.seq) : null,
   state: li.dataset.state,
   own: li.classList.contains('own'),
   tick: (li.querySelector('.tick') || {}).textContent || null,
   attempts: Number(li.dataset.attempts || 0),
+  version: Number(li.dataset.version || 1),
+  deleted: li.dataset.deleted === 'true',
+  edited: Boolean(li.querySelector('.message-meta [data-action=versions]')),
+  actions: Array.from(li.querySelectorAll('[data-action]')).map(b => b.dataset.action),
+  highlight: li.classList.contains('highlight'),
 }));
 """
 
@@ -206,6 +211,17 @@ class Page:
         box = self.driver.find_element("id", "composer-input")
         box.clear()
         box.send_keys(text, Keys.ENTER)
+
+    def click_in_message(self, seq: int, action: str) -> None:
+        """Click a message's button (data-action: edit, delete, versions, ...), found by seq."""
+        click = """const b = document.querySelector(
+                     `#message-list > li[data-seq="${arguments[0]}"] [data-action="${arguments[1]}"]`);
+                   if (b) { b.click(); return true; } return false;"""
+        self.wait(f"{action} on message {seq}", lambda: self.js(click, seq, action))
+
+    def by_seq(self, seq: int) -> dict | None:
+        """The shown message with this seq."""
+        return next((m for m in self.messages() if m["seq"] == seq), None)
 
     def block_socket_io(self) -> None:
         """Block the Socket.IO transport (polling and WebSocket) from now on."""

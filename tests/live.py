@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -24,16 +25,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The venv's console scripts, as the README runs them.
+BIN = Path(sys.executable).parent
+
+
 def server_command(how: str, port: int) -> list[str]:
-    """The README's way to start the server: 'flask', 'socketio-run' or 'gunicorn-<worker>'."""
+    """The README's way to start the server: 'flask', 'socketio-run' or 'gunicorn-<worker>'.
+
+    gunicorn reads gunicorn.conf.py (gevent, one worker, HOST:PORT from the environment):
+    the production command is `gunicorn wsgi:app`, eventlet's `gunicorn -k eventlet wsgi:app`.
+    """
     if how == "flask":
-        return [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(port)]
+        return [str(BIN / "flask"), "--app", "wsgi", "run", "--port", str(port)]
     if how == "socketio-run":
         return [sys.executable, "wsgi.py"]
-    if how.startswith("gunicorn-"):
-        worker = how.removeprefix("gunicorn-")
-        return [sys.executable, "-m", "gunicorn", "-k", worker, "-w", "1",
-                "-b", f"127.0.0.1:{port}", "wsgi:app"]  # fmt: skip
+    if how == "gunicorn-gevent":
+        return [str(BIN / "gunicorn"), "wsgi:app"]
+    if how == "gunicorn-eventlet":
+        return [str(BIN / "gunicorn"), "-k", "eventlet", "wsgi:app"]
     raise ValueError(how)
 
 
@@ -67,14 +76,16 @@ class LiveServer:
         env: Mapping[str, str] | None = None,
         port: int | None = None,
         log_path: Path | None = None,
+        flags: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = process_env(database_url, async_mode, self.port, env)
         self._out = open(log_path, "ab") if log_path else None  # noqa: SIM115
+        command = server_command(how, self.port)
         self.process = subprocess.Popen(
-            server_command(how, self.port),
+            command[:-1] + (flags or []) + command[-1:] if flags else command,
             cwd=ROOT,
             env=full_env,
             stdout=self._out or subprocess.DEVNULL,
@@ -105,6 +116,25 @@ class LiveServer:
             return self.log_path.read_text(errors="replace")[-4000:]
         return "(no log)"
 
+    def worker_pid(self) -> int:
+        """The process that serves: gunicorn's worker (its only child), else the server itself."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        return int(children.split()[0]) if children.split() else self.process.pid
+
+    def rss(self) -> int:
+        """The serving process's resident memory, in bytes (VmRSS from /proc)."""
+        return rss_bytes(self.worker_pid())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of /metrics (0 when absent)."""
+        wanted = name + (
+            "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+        )
+        for line in requests.get(self.url + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.split()[-1])
+        return 0.0
+
     def kill(self) -> None:
         """SIGKILL: the process dies with no chance to clean up."""
         if self.process.poll() is None:
@@ -130,6 +160,22 @@ class LiveServer:
         if self._out:
             self._out.close()
             self._out = None
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory in bytes, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (tests that hold many sockets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class LiveWorker(LiveServer):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import queue
 import threading
 import time
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
+import websocket
 
 
 class LiveSocket:
@@ -88,3 +91,75 @@ class LiveSocket:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class RawTransport:
+    """An Engine.IO WebSocket driven frame by frame, as an attacker would (websocket-client).
+
+    `frames` are Engine.IO text frames: "40{...}" is a Socket.IO CONNECT, "42[...]" an event.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 5, **options: Any) -> None:
+        url = base_url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(url, timeout=timeout, **options)
+        opened = self.ws.recv()
+        assert opened.startswith("0"), opened
+        self.sid = json.loads(opened[1:])["sid"]
+
+    def send(self, frame: str | bytes) -> None:
+        """Send one frame (bytes as a binary frame)."""
+        if isinstance(frame, bytes):
+            self.ws.send_binary(frame)
+        else:
+            self.ws.send(frame)
+
+    def recv(self, timeout: float = 5) -> str | None:
+        """The next frame, answering pings; None once the server has closed the connection."""
+        self.ws.settimeout(timeout)
+        while True:
+            try:
+                frame = self.ws.recv()
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
+                return None
+            if frame == "2":
+                self.ws.send("3")
+                continue
+            return frame if frame else None
+
+    def connect(self, token: str | None) -> str:
+        """Send the Socket.IO CONNECT; the server's answer ("40{sid}" or "44{error}")."""
+        self.send("40" + json.dumps({"token": token} if token else {}))
+        answer = self.recv()
+        assert answer is not None and answer[:2] in ("40", "44"), answer
+        return answer
+
+    def call(self, event: str, data: Any, ack: int = 1) -> Any:
+        """Emit an event with an ack id and return the ack's payload (skipping other frames)."""
+        self.send(f"42{ack}" + json.dumps([event, data]))
+        while (frame := self.recv()) is not None:
+            if frame.startswith(f"43{ack}"):
+                return json.loads(frame[2 + len(str(ack)) :])[0]
+        raise ConnectionError("closed before the ack")
+
+    def closed_by_server(self, timeout: float = 5) -> bool:
+        """Read until the server closes the connection (True) or timeout passes (False)."""
+        return ended_by_server(self.ws, timeout)
+
+    def close(self) -> None:
+        """Close our end (the socket too, when the server already closed its side)."""
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            self.ws.close(timeout=0.2)
+        self.ws.shutdown()
+
+
+def ended_by_server(ws: websocket.WebSocket, timeout: float = 5) -> bool:
+    """Whether the server ends a WebSocket (close frame or closed connection) within timeout."""
+    ws.settimeout(timeout)
+    try:
+        while ws.recv():
+            pass
+    except websocket.WebSocketTimeoutException:
+        return False
+    except (OSError, websocket.WebSocketException):
+        pass
+    return True

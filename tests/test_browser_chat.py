@@ -460,3 +460,133 @@ def test_bidirectional_controls_cannot_reorder_the_page(browsers, app, live_peop
             glyph_x(page, "#message-list .message-text", "abc")
         )
     assert_clean(paciente, psicologo)
+
+
+# -- v1.2: edit, delete, search ----------------------------------------------------
+
+VERSIONS_JS = """return Array.from(document.querySelectorAll(
+  `#message-list > li[data-seq="${arguments[0]}"] .versions .version-text`)).map(n => n.textContent);"""
+
+
+def _replace_text(page: Page, seq: int, text: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    box = page.driver.find_element(
+        "css selector", f'#message-list > li[data-seq="{seq}"] .edit-input'
+    )
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(text)
+
+
+def test_edit_and_delete_own_messages_in_the_browser(browsers, live_people, app) -> None:
+    from datetime import timedelta
+
+    from miaubloom.extensions import db
+    from miaubloom.models import Mensaje
+
+    psi, pac, cid = live_people.pair()
+    paciente, psicologo = chatting(browsers, pac, psi)
+    for text in ("Dormí mal anoche", "Esto no era para ti"):
+        paciente.send(text)
+        paciente.wait("the ack", lambda text=text: paciente.message(text)["state"] != "pending")
+    psicologo.send("Gracias por contármelo")
+    for page in (paciente, psicologo):
+        page.wait("three messages", lambda page=page: len(page.messages()) == 3)
+    # Only one's own messages offer the actions.
+    assert {"edit", "delete"} <= set(paciente.by_seq(1)["actions"])
+    assert paciente.by_seq(3)["actions"] == [] and psicologo.by_seq(1)["actions"] == []
+
+    # Edit: the new text in both windows, marked "editado"; the mark opens the versions.
+    paciente.click_in_message(1, "edit")
+    _replace_text(paciente, 1, "Dormí fatal anoche")
+    paciente.click_in_message(1, "edit-save")
+    for page in (paciente, psicologo):
+        page.wait(
+            "the edited text, marked",
+            lambda page=page: (m := page.by_seq(1))["text"] == "Dormí fatal anoche" and m["edited"],
+        )
+    assert psicologo.by_seq(1)["version"] == 2
+    psicologo.click_in_message(1, "versions")
+    shown = psicologo.wait("the versions", lambda: psicologo.js(VERSIONS_JS, 1))
+    assert shown == ["Dormí mal anoche", "Dormí fatal anoche"]
+
+    # Delete: "Mensaje eliminado" in place, in both windows.
+    paciente.click_in_message(2, "delete")
+    paciente.click_in_message(2, "delete-confirm")
+    expected = ["Dormí fatal anoche", "Mensaje eliminado", "Gracias por contármelo"]
+    for page in (paciente, psicologo):
+        page.wait("the tombstone", lambda page=page: page.texts() == expected)
+        assert page.by_seq(2)["deleted"] and page.by_seq(2)["actions"] == []
+        assert_in_order_once(page)
+    side_by_side(
+        psicologo,
+        [
+            ("Paciente (móvil)", paciente.screenshot_png()),
+            ("Psicóloga", psicologo.screenshot_png()),
+        ],
+        "chat-edit-delete.png",
+    )
+
+    # After a reload the same; a message past the window no longer offers its actions.
+    with app.app_context():
+        row = db.session.scalar(
+            db.select(Mensaje).where(Mensaje.conversacion_id == cid, Mensaje.seq == 1)
+        )
+        row.created_at -= timedelta(days=2)
+        db.session.commit()
+    paciente.send("Una cosa más")
+    paciente.wait("the ack", lambda: paciente.message("Una cosa más")["state"] != "pending")
+    paciente.driver.refresh()
+    paciente.wait(
+        "the history after a reload", lambda: paciente.texts() == [*expected, "Una cosa más"]
+    )
+    assert "edit" not in paciente.by_seq(1)["actions"] and paciente.by_seq(1)["edited"]
+    assert {"edit", "delete"} <= set(paciente.by_seq(4)["actions"])
+    assert_clean(paciente, psicologo)
+
+
+def test_a_search_result_opens_its_place_in_the_history(browsers, live_people) -> None:
+    psi, pac, cid = live_people.pair()
+    total = 90
+    for i in range(1, total + 1):
+        text = {3: "Anoche dormí fatal", 60: "Hoy DORMI mejor"}.get(i, f"mensaje {i}")
+        live_people.send(pac if i % 2 else psi, cid, text)
+    psicologo = logged_in(browsers("psicologo"), psi)
+    psicologo.choose("Paciente")
+    assert 3 not in [m["seq"] for m in psicologo.messages()]
+
+    psicologo.driver.find_element("id", "search-toggle").click()
+    psicologo.wait("the search box", lambda: psicologo.visible("search-input"))
+    from selenium.webdriver.common.keys import Keys
+
+    psicologo.driver.find_element("id", "search-input").send_keys("dormí", Keys.ENTER)
+    results_js = "return Array.from(document.querySelectorAll('#search-results .search-text')).map(n => n.textContent)"
+    found = psicologo.wait("the results", lambda: psicologo.js(results_js))
+    assert found == ["Hoy DORMI mejor", "Anoche dormí fatal"]  # newest first
+
+    psicologo.driver.find_element("css selector", '#search-results button[data-seq="3"]').click()
+    target = psicologo.wait(
+        "the message, highlighted", lambda: (m := psicologo.by_seq(3)) and m["highlight"] and m
+    )
+    assert target["text"] == "Anoche dormí fatal"
+    in_view = """const box = document.getElementById('messages').getBoundingClientRect();
+        const li = document.querySelector('#message-list > li[data-seq="3"]').getBoundingClientRect();
+        return li.top >= box.top && li.bottom <= box.bottom;"""
+    psicologo.wait("the message in view", lambda: psicologo.js(in_view))
+    seqs = [m["seq"] for m in psicologo.messages()]
+    assert {1, 2, 4, 5} <= set(seqs) and total in seqs  # its page, and the newest still there
+    assert seqs == sorted(seqs)
+
+    # Scrolling on from there fills in what lies between, up to the newest message.
+    for _ in range(20):
+        if [m["seq"] for m in psicologo.messages()] == list(range(1, total + 1)):
+            break
+        psicologo.js(
+            "const gap = document.querySelector('#message-list > li.gap');"
+            "if (gap) gap.scrollIntoView({block: 'center'});"
+        )
+        time.sleep(0.3)
+    assert [m["seq"] for m in psicologo.messages()] == list(range(1, total + 1))
+    assert psicologo.js("return document.querySelectorAll('#message-list > li.gap').length") == 0
+    assert_in_order_once(psicologo)
+    assert_clean(psicologo)

@@ -52,8 +52,9 @@ def test_send_and_read_history(client, people):
     assert m1["createdAt"].endswith("Z") and len(m1["createdAt"]) == 24
     assert set(m1) == {
         "id", "conversacionId", "seq", "remitente", "remitenteId",
-        "contenido", "leido", "createdAt", "clientId",
+        "contenido", "leido", "createdAt", "clientId", "version", "editadoAt", "eliminado",
     }  # fmt: skip
+    assert (m1["version"], m1["editadoAt"], m1["eliminado"]) == (1, None, False)
     r = client.get(f"/api/chat/mensajes?conversacionId={cid}", headers=psi.headers)
     assert r.status_code == 200
     assert [m["seq"] for m in r.json["mensajes"]] == [1, 2]
@@ -307,7 +308,9 @@ def test_conversation_list_shape_and_order(client, people):
     }  # fmt: skip
     assert first["ultimoMensaje"]["contenido"] == "hola doctora"
     assert first["ultimoMensaje"]["remitente"] == "paciente"
-    assert set(first["ultimoMensaje"]) == {"contenido", "remitente", "fechaHora", "leido"}
+    assert set(first["ultimoMensaje"]) == {
+        "contenido", "remitente", "fechaHora", "leido", "editadoAt", "eliminado",
+    }  # fmt: skip
     assert first["mensajesNoLeidos"] == 1
     mine = client.get("/api/chat/conversaciones", headers=pacientes[0].headers).json
     assert [c["otroUsuario"]["id"] for c in mine["conversaciones"]] == [psi.id]
@@ -386,3 +389,11 @@ def test_health_is_503_when_the_database_does_not_answer(tmp_path):
     app = create_app(TestConfig(f"mysql+pymysql://root@127.0.0.1:{free_port()}/nada"))
     r = app.test_client().get("/api/health")
     assert (r.status_code, r.json["code"]) == (503, "unavailable")
+
+
+def test_an_empty_path_segment_is_not_found(client, people):
+    psi, pac, cid = people.pair()
+    for path in ("/api//chat/no-leidos", "/api/chat/mensajes//versiones", "/api/chat/mensajes/"):
+        for method in ("GET", "PATCH", "DELETE"):
+            r = client.open(path, method=method, headers=pac.headers)
+            assert (r.status_code, r.json["code"]) == (404, "not_found"), (path, method)

@@ -154,3 +154,31 @@ def test_logout_on_one_process_disconnects_the_token_sockets_on_all(start_server
     finally:
         on_a.close()
         on_b.close()
+
+
+def test_edits_and_deletions_cross_processes(start_server, queue_env):
+    a, b = start_cluster(start_server, queue_env())
+    psi, pac, cid = people_at(a.url).pair()
+    with Peer(a.url, pac.token) as on_a, Peer(b.url, psi.token) as on_b:
+        joined(on_a, cid), joined(on_b, cid)
+        sent = on_a.call("chat:send-message", {"conversacionId": cid, "contenido": "borrador"})
+        wait_for_event(on_b, "chat:message-received")
+        # A socket edit on A reaches B, with the list update (it is the last message).
+        ack = on_a.call(
+            "chat:edit-message",
+            {"messageId": sent["mensaje"]["id"], "contenido": "definitivo", "version": 1},
+        )
+        assert ack["success"] and ack["mensaje"]["version"] == 2, ack
+        edited = wait_for_event(on_b, "chat:message-edited")
+        assert edited == {"mensaje": ack["mensaje"]}
+        updated = wait_for_event(
+            on_b, "chat:conversation-updated", match=lambda p: p["ultimoMensaje"]["editadoAt"]
+        )
+        assert updated["ultimoMensaje"]["contenido"] == "definitivo"
+        # An HTTP deletion on B reaches A.
+        r = requests.delete(
+            b.url + f"/api/chat/mensajes/{sent['mensaje']['id']}", headers=pac.headers, timeout=5
+        )
+        assert r.status_code == 200 and r.json()["mensaje"]["eliminado"] is True
+        deleted = wait_for_event(on_a, "chat:message-deleted")
+        assert deleted == {"conversacionId": cid, "messageId": sent["mensaje"]["id"], "seq": 1}

@@ -48,3 +48,19 @@ def test_production_cookie_is_secure(people, app):
     pac = people.register()
     r = client.post("/api/auth/login", json={"email": pac.email, "password": "contraseña-segura"})
     assert "Secure" in r.headers["Set-Cookie"]
+
+
+def test_edit_window_and_retention_settings(monkeypatch):
+    import pytest
+
+    from config import Config
+
+    for name in ("EDIT_WINDOW_SECONDS", "DELETED_RETENTION"):
+        monkeypatch.delenv(name, raising=False)
+    assert (Config().EDIT_WINDOW_SECONDS, Config().DELETED_RETENTION) == (86_400, "off")
+    monkeypatch.setenv("EDIT_WINDOW_SECONDS", "600")
+    monkeypatch.setenv("DELETED_RETENTION", " Keep ")
+    assert (Config().EDIT_WINDOW_SECONDS, Config().DELETED_RETENTION) == (600, "keep")
+    monkeypatch.setenv("DELETED_RETENTION", "yes")  # a typo must not silently keep (or drop) text
+    with pytest.raises(RuntimeError, match="DELETED_RETENTION"):
+        Config()

@@ -54,7 +54,8 @@ def test_send_acks_after_commit_and_reaches_both_members(sockets, people, app):
             {
                 "conversacionId": cid,
                 "ultimoMensaje": {"contenido": "hola", "remitente": "paciente",
-                                  "fechaHora": ack["mensaje"]["createdAt"], "leido": False},
+                                  "fechaHora": ack["mensaje"]["createdAt"], "leido": False,
+                                  "editadoAt": None, "eliminado": False},
                 "mensajesNoLeidos": unread,
             }
         ]  # fmt: skip
@@ -288,15 +289,30 @@ EVERY_EVENT = [
     ("chat:mark-read", {}),
     ("chat:sync", {"afterSeq": 0}),
     ("chat:leave-room", {}),
+    ("chat:edit-message", {"messageId": "MID", "contenido": "intrusión", "version": 1}),
+    ("chat:delete-message", {"messageId": "MID"}),
 ]
+
+
+def test_every_event_is_in_the_leak_matrix():
+    from miaubloom.chat.events import ChatNamespace
+
+    handled = {
+        "chat:" + name.removeprefix("on_chat_").replace("_", "-")
+        for name in dir(ChatNamespace)
+        if name.startswith("on_chat_")
+    }
+    assert handled == {event for event, _ in EVERY_EVENT}
 
 
 def test_non_member_receives_nothing_from_a_conversation(sockets, people, client):
     psi, pac, cid = people.pair()
+    target = people.send(pac, cid, "para editar")
     intruders = [people.register(), people.register("Psicólogo")]
     spies = [sockets(i) for i in intruders]
     for spy in spies:
         for event, extra in EVERY_EVENT:
+            extra = {k: target["id"] if v == "MID" else v for k, v in extra.items()}
             ack = spy.emit(event, {"conversacionId": cid, **extra}, callback=True)
             assert (ack["success"], ack["code"]) == (False, "forbidden"), event
         spy.get_received()
@@ -305,13 +321,28 @@ def test_non_member_receives_nothing_from_a_conversation(sockets, people, client
     extra_tab = sockets(pac)
     a.emit("chat:typing", {"conversacionId": cid}, callback=True)
     a.emit("chat:send-message", {"conversacionId": cid, "contenido": "secreto"}, callback=True)
-    people.send(psi, cid, "secreto http")
+    last = people.send(psi, cid, "secreto http")
+    a.emit(
+        "chat:edit-message",
+        {"messageId": target["id"], "contenido": "secreto editado", "version": 1},
+        callback=True,
+    )
+    people.client.patch(
+        f"/api/chat/mensajes/{last['id']}",
+        json={"contenido": "secreto http editado", "version": 1},
+        headers=psi.headers,
+    )
+    people.client.delete(f"/api/chat/mensajes/{last['id']}", headers=psi.headers)
+    a.emit("chat:delete-message", {"messageId": target["id"]}, callback=True)
     b.emit("chat:mark-read", {"conversacionId": cid}, callback=True)
     a.emit("chat:stop-typing", {"conversacionId": cid}, callback=True)
     a.emit("chat:leave-room", {"conversacionId": cid}, callback=True)
     extra_tab.disconnect()
     a.disconnect()
-    assert len(events(b, "chat:message-received")) == 2  # the room did get it all
+    heard = [name for name, _ in events(b)]
+    assert heard.count("chat:message-received") == 2  # the room did get it all
+    assert heard.count("chat:message-edited") == 2
+    assert heard.count("chat:message-deleted") == 2
     for spy in spies:
         assert spy.get_received() == []
 

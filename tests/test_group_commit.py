@@ -15,7 +15,7 @@ from miaubloom.chat import service
 from miaubloom.chat.group_commit import GroupCommit
 from miaubloom.errors import Forbidden
 from miaubloom.extensions import db
-from miaubloom.models import Conversacion, Mensaje
+from miaubloom.models import Conversacion, Mensaje, MensajeBusqueda
 from tests.test_send_cost import counted
 
 CALLERS = 12
@@ -121,7 +121,7 @@ def _outgoing(app, person, cid: str, text: str, client_id: str | None = None):
         return service.Outgoing(authenticate(person.token), cid, text, client_id)
 
 
-def test_a_batch_costs_one_update_select_and_insert_for_all_its_sends(app, people):
+def test_a_batch_costs_one_update_select_and_two_inserts_for_all_its_sends(app, people):
     psi, pac, cid = people.pair()
     psi2, pac2, cid2 = people.pair()
     batch = [
@@ -133,7 +133,8 @@ def test_a_batch_costs_one_update_select_and_insert_for_all_its_sends(app, peopl
     ]
     with app.app_context(), counted() as seen:
         outcomes = service.store_messages(batch)
-    assert seen == ["UPDATE", "SELECT", "INSERT"], seen
+    # The second INSERT: every message's folded text for search, in one statement too.
+    assert seen == ["UPDATE", "SELECT", "INSERT", "INSERT"], seen
     registry = app.extensions["miaubloom_metrics"].registry
     assert registry.get_sample_value("miaubloom_send_batch_size_sum") == len(batch)
     assert registry.get_sample_value("miaubloom_send_batch_size_bucket", {"le": "4.0"}) == 0
@@ -158,6 +159,10 @@ def test_a_batch_costs_one_update_select_and_insert_for_all_its_sends(app, peopl
         conv = db.session.get(Conversacion, cid)
         assert (conv.last_seq, conv.no_leidos_psicologo, conv.no_leidos_paciente) == (3, 2, 1)
         assert db.session.get(Conversacion, cid2).last_seq == 2
+        folded = db.session.query(MensajeBusqueda).order_by(MensajeBusqueda.seq).all()
+        assert sorted((f.conversacion_id == cid, f.seq, f.busqueda) for f in folded) == [
+            (False, 1, "q1"), (False, 2, "r1"), (True, 1, "p1"), (True, 2, "s1"), (True, 3, "p2"),
+        ]  # fmt: skip
 
 
 def test_a_batch_refuses_non_members_and_closed_conversations_and_stores_the_rest(

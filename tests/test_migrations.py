@@ -17,9 +17,9 @@ from flask_migrate import stamp, upgrade
 from config import TestConfig
 from miaubloom import create_app
 from miaubloom.auth import Caller
-from miaubloom.chat import service
+from miaubloom.chat import revisions, search, service
 from miaubloom.extensions import db
-from miaubloom.models import Conversacion, Mensaje
+from miaubloom.models import Conversacion, Mensaje, MensajeBusqueda
 
 from .conftest import SERVER_URL, on_mysql
 
@@ -210,6 +210,30 @@ def test_existing_database_upgrades_in_place(empty_database):
         assert service.send_message(caller, ids["c1"], "después", "c-1").created is False
         if on_mysql():  # the app's column, compared exactly from now on, its index kept
             assert _email_column(db.engine) == ("varchar", 191, "utf8mb4_bin", "NO", "UNI")
+
+        # v1.2: every old message is version 1, not edited, not deleted, and searchable.
+        legacy = db.session.scalars(
+            sa.select(Mensaje).where(Mensaje.conversacion_id == ids["c1"]).order_by(Mensaje.seq)
+        ).all()[:5]
+        assert {(m.version, m.editado_at, m.eliminado) for m in legacy} == {(1, None, False)}
+        folded = db.session.scalars(
+            sa.select(MensajeBusqueda.busqueda)
+            .where(MensajeBusqueda.conversacion_id == ids["c1"])
+            .order_by(MensajeBusqueda.seq)
+        ).all()
+        assert folded == [f"legacy {n} n 🌸" for n in range(5)] + ["despues"] * 2
+        psi = Caller(ids["psi"], "Psicólogo", "psi@app", "t", far)
+        hits, _ = search.search_messages(psi, ids["c1"], "LEGACY 3 Ñ")
+        assert [m.seq for m in hits] == [4]
+        db.session.remove()
+        first = legacy[0].id
+        app.config["EDIT_WINDOW_SECONDS"] = 10**9  # the legacy rows were written long ago
+        edited = revisions.edit_message(caller, first, "editado", 1)
+        assert (edited.mensaje.version, edited.mensaje.contenido) == (2, "editado")
+        versions = revisions.message_versions(psi, first)
+        assert [v.contenido for v in versions] == ["legacy 0 ñ 🌸", "editado"]
+        deleted = revisions.delete_message(caller, first)
+        assert deleted.mensaje.eliminado and revisions.message_versions(psi, first) == []
         db.session.remove()
         db.engine.dispose()
 

@@ -308,3 +308,27 @@ def test_one_claim_at_a_time_and_data_never_begun_twice(notifying):
         assert ledger.claim(facts(), 1, 2, gone, hour, lease) is None  # within the interval
         assert ledger.claim(facts(), 1, 2, gone + timedelta(hours=1), hour, lease) is not None
         db.session.remove()
+
+
+def test_a_deleted_message_is_not_notified(notifying, mailbox):
+    app = notifying()
+    people = People(app.test_client())
+    psi, pac, cid = people.pair()
+    client = app.test_client()
+    withdrawn = people.send(pac, cid, SECRETS[0])
+    assert (
+        client.delete(f"/api/chat/mensajes/{withdrawn['id']}", headers=pac.headers).status_code
+        == 200
+    )
+    wait_outcome(app, "read")
+    quiet_scans(app)
+    assert mailbox.received == []
+
+    # Of two unread messages, the one deleted is not counted.
+    kept = people.send(pac, cid, SECRETS[1])
+    gone = people.send(pac, cid, SECRETS[2])
+    assert client.delete(f"/api/chat/mensajes/{gone['id']}", headers=pac.headers).status_code == 200
+    (mail,) = mailbox.wait_for(1)
+    assert mail.message["Subject"] == "Tienes 1 mensaje nuevo de Paciente en MiauBloom"
+    assert kept["seq"] == 2
+    assert_no_secret(mail)

@@ -48,12 +48,24 @@ def _requests(w) -> dict[str, tuple[str, dict | None]]:  # type: ignore[no-untyp
         "api.contactos": ("", None),
         "api.notificaciones": ("", None),
         "api.cambiar_notificaciones": ("", {"correo": True}),
+        "api.editar": ("", {"contenido": "editado", "version": 1}),
+        "api.eliminar": ("", {}),
+        "api.versiones": ("", None),
+        "api.buscar": (f"conversacionId={cid}&q=hola", None),
     }
 
 
-def _events(cid: str) -> dict[str, dict]:
+def _path_ids(w) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The <mensaje_id> of the routes that name a message: the caller's own messages."""
+    return {"api.editar": w["mine"][0], "api.eliminar": w["mine"][1], "api.versiones": w["mine"][0]}
+
+
+def _events(w) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     """A valid payload for each socket event."""
+    cid, (first, second) = w["cid"], w["mine"]
     return {
+        "chat:edit-message": {"messageId": first, "contenido": "editado", "version": 1},
+        "chat:delete-message": {"messageId": second},
         "chat:join-room": {"conversacionId": cid},
         "chat:send-message": {"conversacionId": cid, "contenido": "hola"},
         "chat:typing": {"conversacionId": cid},
@@ -78,7 +90,8 @@ def world(people, client):  # type: ignore[no-untyped-def]
     spare = people.register()  # a second patient of psi's, to release
     people.assign(psi, spare)
     people.send(pac, cid, "hola")  # unread for psi: a write mark-read could make
-    return {"psi": psi, "pac": pac, "cid": cid, "spare": spare}
+    mine = [people.send(psi, cid, f"mío {n}")["id"] for n in range(2)]  # to edit and delete
+    return {"psi": psi, "pac": pac, "cid": cid, "spare": spare, "mine": mine}
 
 
 def _foreign_claims(w) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -95,9 +108,9 @@ def _foreign_claims(w) -> list[dict]:  # type: ignore[no-untyped-def]
 
 def test_every_route_refuses_a_foreign_user_id_or_rol(app, client, people, world, sockets):
     psi = world["psi"]
-    requests_ = _requests(world)
+    requests_, ids = _requests(world), _path_ids(world)
     rules = [
-        (rule.endpoint, rule.rule, method)
+        (rule.endpoint, rule.rule.replace("<mensaje_id>", ids.get(rule.endpoint, "")), method)
         for rule in app.url_map.iter_rules()
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
     ]
@@ -147,7 +160,7 @@ def test_every_route_refuses_a_foreign_user_id_or_rol(app, client, people, world
 
 def test_every_event_refuses_a_foreign_user_id_or_rol(world, sockets):
     psi, pac, cid = world["psi"], world["pac"], world["cid"]
-    payloads = _events(cid)
+    payloads = _events(world)
     assert namespace_events() == set(payloads), "new events: add a valid payload for them here"
     room = joined(sockets, pac, cid)
     caller = joined(sockets, psi, cid)

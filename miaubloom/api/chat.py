@@ -6,16 +6,20 @@ from flask import current_app
 from flask.typing import ResponseReturnValue
 
 from .. import accounts
-from ..chat import broadcast, service, wire
+from ..chat import broadcast, revisions, search, service, wire
 from ..chat.schemas import (
     ConversationsQuery,
+    EditMessageIn,
     HistoryQuery,
     MarkReadIn,
+    MessageIn,
     OpenConversationIn,
+    SearchQuery,
     SendMessageIn,
+    parse,
 )
 from . import bp
-from .common import body, caller, ok, query
+from .common import body, body_with, caller, ok, query
 
 
 def _is_online(user_id: str) -> bool:
@@ -88,3 +92,38 @@ def contactos() -> ResponseReturnValue:
         for u in accounts.counterparts(who)
     ]
     return ok(contactos=rows, total=len(rows))
+
+
+@bp.patch("/chat/mensajes/<mensaje_id>")
+def editar(mensaje_id: str) -> ResponseReturnValue:
+    """Edit one's own message (v1.2); announced as chat:message-edited."""
+    who = caller()
+    p = body_with(EditMessageIn, messageId=mensaje_id)
+    edited = revisions.edit_message(who, p.messageId, p.contenido, p.version)
+    broadcast.message_edited(edited)
+    return ok(mensaje=wire.mensaje(edited.mensaje))
+
+
+@bp.delete("/chat/mensajes/<mensaje_id>")
+def eliminar(mensaje_id: str) -> ResponseReturnValue:
+    """Delete one's own message, leaving a tombstone (v1.2); announced as chat:message-deleted."""
+    who = caller()
+    p = body_with(MessageIn, messageId=mensaje_id)
+    deleted = revisions.delete_message(who, p.messageId)
+    broadcast.message_deleted(deleted)
+    return ok(mensaje=wire.mensaje(deleted.mensaje))
+
+
+@bp.get("/chat/mensajes/<mensaje_id>/versiones")
+def versiones(mensaje_id: str) -> ResponseReturnValue:
+    """A message's versions, oldest first (none once deleted)."""
+    who, p = caller(), parse(MessageIn, {"messageId": mensaje_id})
+    return ok(versiones=[wire.version(v) for v in revisions.message_versions(who, p.messageId)])
+
+
+@bp.get("/chat/mensajes/buscar")
+def buscar() -> ResponseReturnValue:
+    """Messages of a conversation containing q, newest first, paged with before=."""
+    who, q = caller(), query(SearchQuery)
+    page, has_more = search.search_messages(who, q.conversacionId, q.q, q.before, q.limit)
+    return ok(mensajes=[wire.mensaje(m) for m in page], hasMore=has_more)

@@ -28,6 +28,19 @@ def body(model: type[M], who: Caller | None = None) -> M:
     return payload
 
 
+def body_with(model: type[M], **path: str) -> M:
+    """The JSON body (no body at all counts as {}) with the path's ids, validated as model.
+
+    Its userId/rol were checked by caller(), as on every route.
+    """
+    data = request.get_json(silent=True)
+    if data is None and not request.get_data():
+        data = {}
+    if isinstance(data, dict):
+        data = {**data, **path}  # the path names the message, whatever the body says
+    return parse(model, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
+
+
 def query(model: type[M]) -> M:
     """The query string validated as model."""
     return parse(model, request.args.to_dict())

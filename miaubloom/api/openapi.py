@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, jsonify
@@ -11,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from ..chat.schemas import (
     ConversationsQuery,
+    EditBody,
     HistoryQuery,
     LoginIn,
     MarkReadIn,
@@ -18,6 +20,7 @@ from ..chat.schemas import (
     OpenConversationIn,
     PacienteIn,
     RegisterIn,
+    SearchQuery,
     SendMessageIn,
 )
 from . import bp
@@ -90,7 +93,19 @@ OPERATIONS = (
               (200, out.NotificacionesResponse)),
     Operation("put", "/api/chat/notificaciones", "Turn the caller's e-mail notifications on or off",
               (200, out.NotificacionesResponse), body=NotificacionesIn),
+    Operation("patch", "/api/chat/mensajes/{mensaje_id}",
+              "Edit one's own message (the version seen; a stale one is 409)",
+              (200, out.MensajeResponse), body=EditBody, fails=(409,)),
+    Operation("delete", "/api/chat/mensajes/{mensaje_id}",
+              "Delete one's own message, leaving a tombstone (again: 200)",
+              (200, out.MensajeResponse)),
+    Operation("get", "/api/chat/mensajes/{mensaje_id}/versiones",
+              "A message's versions, oldest first", (200, out.VersionesResponse)),
+    Operation("get", "/api/chat/mensajes/buscar",
+              "Messages containing q (case and accents ignored), newest first",
+              (200, out.MensajesResponse), query=SearchQuery),
 )  # fmt: skip
+PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
 def _models(operations: tuple[Operation, ...]) -> list[type[BaseModel]]:
@@ -108,7 +123,7 @@ def _failures(op: Operation) -> dict[int, dict]:
     codes = {400, 429, 503, *op.fails}
     if op.auth:
         codes |= {401, 403}
-    if op.method in ("post", "put"):
+    if op.method != "get":
         codes |= {403, 413}
     error = {"$ref": REF.format(model="ErrorOut")}
     headers = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
@@ -144,14 +159,28 @@ def _operation(op: Operation, schemas: dict) -> dict:
         spec["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
     if op.body is not None:
         spec["requestBody"] = {"required": True, "content": _json(schemas[op.body])}
+    parameters = [
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string", "format": "uuid", "maxLength": 64}}
+        for name in PATH_PARAM.findall(op.path)
+    ]  # fmt: skip
     if op.query is not None:
-        spec["parameters"] = _parameters(op.query, op.query.model_json_schema())
+        parameters += _parameters(op.query, op.query.model_json_schema())
+    if parameters:
+        spec["parameters"] = parameters
     return spec
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path: /mensajes/<mensaje_id> is /mensajes/{mensaje_id}."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 def routed(app: Flask) -> tuple[Operation, ...]:
     """The described operations this app serves (a route added later is described first)."""
-    rules = {(m.lower(), r.rule) for r in app.url_map.iter_rules() for m in r.methods or ()}
+    rules = {
+        (m.lower(), openapi_path(r.rule)) for r in app.url_map.iter_rules() for m in r.methods or ()
+    }
     return tuple(op for op in OPERATIONS if (op.method, op.path) in rules)
 
 

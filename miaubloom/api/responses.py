@@ -90,6 +90,9 @@ class MensajeOut(Out):
     leido: bool
     createdAt: Timestamp
     clientId: str | None
+    version: int = Field(ge=1, description="1 when sent, +1 per edit")
+    editadoAt: Timestamp | None = Field(description="when it was last edited")
+    eliminado: bool = Field(description="deleted: contenido is then empty")
 
 
 class UltimoMensajeOut(Out):
@@ -99,6 +102,8 @@ class UltimoMensajeOut(Out):
     remitente: Literal["paciente", "psicologo"]
     fechaHora: Timestamp
     leido: bool
+    editadoAt: Timestamp | None
+    eliminado: bool
 
 
 class OtroUsuarioOut(Out):
@@ -157,6 +162,20 @@ class MensajeResponse(OkOut):
     """POST /api/chat/mensajes."""
 
     mensaje: MensajeOut
+
+
+class VersionOut(Out):
+    """One version of a message's text."""
+
+    version: int = Field(ge=1)
+    contenido: str
+    editadoAt: Timestamp | None = Field(description="null for the text as sent")
+
+
+class VersionesResponse(OkOut):
+    """GET /api/chat/mensajes/{mensaje_id}/versiones (oldest first; [] once deleted)."""
+
+    versiones: list[VersionOut]
 
 
 class LeidosResponse(OkOut):

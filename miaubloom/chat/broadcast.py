@@ -8,6 +8,7 @@ from .. import notify, observability
 from ..extensions import socketio
 from ..models import utcnow
 from . import rooms, wire
+from .revisions import Changed
 from .service import Read, Sent
 
 
@@ -26,6 +27,37 @@ def message_sent(sent: Sent) -> None:
         )
     # The recipient may be owed an e-mail later (notify/jobs.py decides, from committed state).
     current_app.extensions[notify.EXTENSION].message_stored(conv, mensaje.remitente_id)
+
+
+def message_edited(edited: Changed) -> None:
+    """A new version: to the conversation's room; the list update if it is the last message."""
+    if not edited.changed:
+        return
+    room = rooms.conversation(edited.conversacion.id)
+    socketio.emit("chat:message-edited", {"mensaje": wire.mensaje(edited.mensaje)}, to=room)
+    _list_changed(edited)
+
+
+def message_deleted(deleted: Changed) -> None:
+    """A tombstone: to the conversation's room; the list update if the last message or an unread one."""
+    if not deleted.changed:
+        return
+    room = rooms.conversation(deleted.conversacion.id)
+    socketio.emit("chat:message-deleted", wire.message_deleted(deleted.mensaje), to=room)
+    _list_changed(deleted)
+
+
+def _list_changed(changed: Changed) -> None:
+    """chat:conversation-updated to each member, when their list shows something new."""
+    if changed.ultimo is None:
+        return
+    conv = changed.conversacion
+    for member in (conv.psicologo_id, conv.paciente_id):
+        socketio.emit(
+            "chat:conversation-updated",
+            wire.conversation_updated(conv, changed.ultimo, member),
+            to=rooms.user(member),
+        )
 
 
 def messages_read(read: Read, reader_id: str) -> None:

@@ -13,10 +13,18 @@ from ..auth import Caller, authenticate, check_claims, token_from
 from ..errors import ChatError, Forbidden, RateLimited, Unauthenticated, as_chat_error
 from ..extensions import db, socketio
 from ..security import socket_guard as guard
-from . import broadcast, service, wire
+from . import broadcast, revisions, service, wire
 from . import rooms as room
 from .presence import Presence, Typing
-from .schemas import ConversationIn, MarkReadIn, SendMessageIn, SyncIn, parse
+from .schemas import (
+    ConversationIn,
+    EditMessageIn,
+    MarkReadIn,
+    MessageIn,
+    SendMessageIn,
+    SyncIn,
+    parse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ class ChatNamespace(Namespace):
         try:
             guard.check_connect()
             caller = authenticate(token)
+            guard.check_user_sockets(caller, self.presence)
         except ChatError as exc:
             data = guard.refusal(exc)
             refusal = data if isinstance(exc, RateLimited) else REFUSED
@@ -100,6 +109,14 @@ class ChatNamespace(Namespace):
     def on_chat_leave_room(self, data: object = None, *_: Any) -> dict:
         """chat:leave-room."""
         return self._run("chat:leave-room", data, self._leave)
+
+    def on_chat_edit_message(self, data: object = None, *_: Any) -> dict:
+        """chat:edit-message."""
+        return self._run("chat:edit-message", data, self._edit)
+
+    def on_chat_delete_message(self, data: object = None, *_: Any) -> dict:
+        """chat:delete-message."""
+        return self._run("chat:delete-message", data, self._delete)
 
     # -- the work behind each event --------------------------------------
 
@@ -196,6 +213,20 @@ class ChatNamespace(Namespace):
         emit("chat:user-left", left, to=conv_room, include_self=False)
         leave_room(conv_room)
         return {}
+
+    def _edit(self, caller: Caller, data: object) -> dict:
+        payload = parse(EditMessageIn, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
+        edited = revisions.edit_message(
+            caller, payload.messageId, payload.contenido, payload.version
+        )
+        broadcast.message_edited(edited)
+        return {"mensaje": wire.mensaje(edited.mensaje)}
+
+    def _delete(self, caller: Caller, data: object) -> dict:
+        payload = parse(MessageIn, data)
+        deleted = revisions.delete_message(caller, payload.messageId)
+        broadcast.message_deleted(deleted)
+        return {"mensaje": wire.mensaje(deleted.mensaje)}
 
     def _typist_of(self, caller: Caller, data: object) -> str:
         """The conversation a typing event names, if this socket may type there.

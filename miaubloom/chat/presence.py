@@ -52,6 +52,11 @@ class Presence:
         with self._lock:
             return bool(self._sockets.get(user_id))
 
+    def sockets_here(self, user_id: str) -> int:
+        """How many sockets the user has connected to this process."""
+        with self._lock:
+            return len(self._sockets.get(user_id, ()))
+
     def counts(self) -> tuple[int, int]:
         """(online users, connected sockets)."""
         with self._lock:

@@ -250,6 +250,47 @@ class NotificacionesIn(Payload):
     rol: Text | None = None
 
 
+class MessageIn(Payload):
+    """chat:delete-message and DELETE /api/chat/mensajes/<id> (the id from the path)."""
+
+    messageId: Id
+    userId: Text | None = None
+    rol: Text | None = None
+
+
+class EditBody(Payload):
+    """PATCH /api/chat/mensajes/<id> body: the new text, and the version the client saw."""
+
+    contenido: Text
+    version: Annotated[int, Field(strict=True, ge=1)]
+    userId: Text | None = None
+    rol: Text | None = None
+
+    @field_validator("contenido")
+    @classmethod
+    def _contenido(cls, value: str, info: ValidationInfo) -> str:
+        # The same rules as sending, from the one place they are written.
+        return SendMessageIn._contenido(value, info)
+
+
+class EditMessageIn(MessageIn, EditBody):
+    """chat:edit-message, and PATCH /api/chat/mensajes/<id> with the id from the path."""
+
+
+class SearchQuery(Payload):
+    """GET /api/chat/mensajes/buscar query string."""
+
+    conversacionId: Id
+    q: text(min_length=2, max_length=200, strip=True)  # type: ignore[valid-type]
+    before: Annotated[int, Field(ge=1)] | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
+
+    @field_validator("before", "limit", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        return HistoryQuery._digits(value)
+
+
 M = TypeVar("M", bound=Payload)
 
 

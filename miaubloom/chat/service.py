@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
@@ -31,12 +31,14 @@ from ..extensions import db
 from ..models import (
     Conversacion,
     Mensaje,
+    MensajeBusqueda,
     PerfilPaciente,
     PerfilPsicologo,
     User,
     new_id,
     utcnow,
 )
+from .folding import fold
 
 CLOSED = "Conversación cerrada"
 NOT_MEMBER = "No perteneces a esta conversación"
@@ -119,6 +121,18 @@ def is_member(caller: Caller, conversacion_id: str) -> bool:
     )
 
 
+def member_message(caller: Caller, message_id: str) -> tuple[Mensaje, Conversacion]:
+    """A message and its conversation if the caller is a member; Forbidden otherwise (or if absent)."""
+    row = db.session.execute(
+        select(Mensaje, Conversacion)
+        .join(Conversacion, Conversacion.id == Mensaje.conversacion_id)
+        .where(Mensaje.id == message_id, _is_member(caller))
+    ).first()
+    if row is None:
+        raise Forbidden(NOT_MEMBER)
+    return row.Mensaje, row.Conversacion
+
+
 def member_pairs(user_id: str) -> list[tuple[str, str]]:
     """(conversation id, other member's id) for every conversation of the user."""
     rows = db.session.execute(
@@ -193,6 +207,11 @@ class Outgoing:
     conversacion_id: str
     contenido: str
     client_id: str | None
+    busqueda: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Folded here, before the transaction: the send holds its locks no longer for it.
+        object.__setattr__(self, "busqueda", fold(self.contenido))
 
 
 # Sends waiting beyond this many go in the next transaction.
@@ -212,7 +231,7 @@ def send_message(
 
 
 def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
-    """Store sends in one transaction: UPDATE, SELECT, INSERT for all of them, one COMMIT.
+    """Store sends in one transaction: UPDATE, SELECT, INSERT, INSERT for all of them, one COMMIT.
 
     The UPDATE comes first and claims every conversation's seqs at once, so
     the row locks (in primary-key order; SQLite's write lock) are held before
@@ -220,6 +239,8 @@ def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
     then shows who may send where: a send that may not is answered Forbidden
     and the rest retried without it. A repeated clientId answers the stored
     message; in a batch of several, it or a deadlock stores them one by one.
+    The second INSERT writes each message's folded text for search (v1.2),
+    apart from Mensajes so a search reads narrow rows (models.MensajeBusqueda).
     """
     observability.sends_batched(len(batch))
     outcomes: dict[int, Sent | Exception] = {}
@@ -241,6 +262,7 @@ def store_messages(batch: Sequence[Outgoing]) -> list[Sent | Exception]:
             # Neither the messages nor their conversations are in the session:
             # the commit expires nothing, so announcing them reads no row back.
             db.session.execute(_INSERT_MENSAJE, [_columns(s.mensaje) for s in sent])
+            db.session.execute(_INSERT_BUSQUEDA, _folded(batch, todo, sent))
             db.session.commit()
             outcomes.update(zip(todo, sent, strict=True))
             todo = []
@@ -345,6 +367,9 @@ def _new_mensaje(out: Outgoing, conversacion_id: str, seq: int, now: datetime) -
         seq=seq,
         client_id=out.client_id,
         leido_at=None,
+        version=1,
+        editado_at=None,
+        eliminado_at=None,
     )
 
 
@@ -353,6 +378,7 @@ def _new_mensaje(out: Outgoing, conversacion_id: str, seq: int, now: datetime) -
 _CONV = Conversacion.__table__
 _PERFIL = PerfilPaciente.__table__
 _INSERT_MENSAJE = insert(Mensaje.__table__)
+_INSERT_BUSQUEDA = insert(MensajeBusqueda.__table__)
 
 
 @functools.cache
@@ -391,6 +417,18 @@ _READ_CLAIMED = (
 def _columns(row: Mensaje) -> dict:
     """A transient model's column values, for a Core INSERT."""
     return {c.key: getattr(row, c.key) for c in Mensaje.__table__.columns}
+
+
+def _folded(batch: Sequence[Outgoing], todo: list[int], sent: list[Sent]) -> list[dict]:
+    """The search rows of the messages being stored (their text folded before the transaction)."""
+    return [
+        {
+            "conversacion_id": s.mensaje.conversacion_id,
+            "seq": s.mensaje.seq,
+            "busqueda": batch[i].busqueda,
+        }
+        for i, s in zip(todo, sent, strict=True)
+    ]
 
 
 def _by_client_id(caller: Caller, conversacion_id: str, client_id: str | None) -> Mensaje | None:
@@ -494,7 +532,8 @@ def mark_read(
     from_other = and_(
         Mensaje.conversacion_id == conversacion_id, Mensaje.remitente_id != caller.user_id
     )
-    unread = [from_other, Mensaje.leido.is_(False)]
+    # A deleted message took itself off the unread count when it was deleted.
+    unread = [from_other, Mensaje.leido.is_(False), Mensaje.eliminado_at.is_(None)]
     if hasta_seq is not None:
         unread.append(Mensaje.seq <= hasta_seq)
     leidos = db.session.execute(

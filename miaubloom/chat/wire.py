@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Conversacion, Mensaje, User
+from .revisions import Version
 from .schemas import without_bidi
 from .service import Summary, unread_for
 
@@ -39,6 +40,9 @@ def mensaje(m: Mensaje) -> dict:
         "leido": bool(m.leido),
         "createdAt": timestamp(m.created_at),
         "clientId": m.client_id,
+        "version": m.version,
+        "editadoAt": timestamp(m.editado_at),
+        "eliminado": m.eliminado,
     }
 
 
@@ -51,7 +55,19 @@ def ultimo_mensaje(m: Mensaje | None) -> dict | None:
         "remitente": m.remitente,
         "fechaHora": timestamp(m.created_at),
         "leido": bool(m.leido),
+        "editadoAt": timestamp(m.editado_at),
+        "eliminado": m.eliminado,
     }
+
+
+def version(v: Version) -> dict:
+    """One entry of GET /api/chat/mensajes/<id>/versiones."""
+    return {"version": v.version, "contenido": v.contenido, "editadoAt": timestamp(v.editado_at)}
+
+
+def message_deleted(m: Mensaje) -> dict:
+    """chat:message-deleted."""
+    return {"conversacionId": m.conversacion_id, "messageId": m.id, "seq": m.seq}
 
 
 def conversacion(c: Conversacion) -> dict:

@@ -137,6 +137,7 @@ def unread_from(f: Facts) -> list:
         Mensaje.conversacion_id == f.conversacion_id,
         Mensaje.remitente_id == f.sender_id,
         Mensaje.leido.is_(False),
+        Mensaje.eliminado_at.is_(None),  # a deleted message is no longer waiting (v1.2)
         Mensaje.seq > f.row.cubierto_seq,
         Mensaje.seq <= f.last_seq,
     ]

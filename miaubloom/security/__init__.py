@@ -1,11 +1,12 @@
-"""Security: rate limits, origins, headers, audit trail and session ending, on one hook."""
+"""Security: rate limits, origins, headers, audit trail, session ending and transport limits, on one hook."""
 
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import audit
-from . import headers, origins, ratelimit, sessions, trail
+from . import headers, origins, ratelimit, sessions, trail, transport
 
 
 def init_app(app: Flask) -> None:
@@ -14,5 +15,11 @@ def init_app(app: Flask) -> None:
     origins.init_app(app)
     app.extensions[ratelimit.EXTENSION + ".events"] = ratelimit.init_app(app)
     sessions.init_app(app)
+    transport.init_app(app)
     app.after_request(headers.secure)
     app.after_request(trail.http_response)
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        # Outermost, so that every per-address limit (HTTP, Socket.IO, transports) and the
+        # audit log see the client's address, not the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

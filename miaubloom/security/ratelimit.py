@@ -24,8 +24,14 @@ log = logging.getLogger(__name__)
 
 # Routes limited per IP (no user yet) → the config key of their limits.
 IP_LIMITS = {"api.login": "RATELIMIT_LOGIN", "api.register": "RATELIMIT_REGISTER"}
+# Routes limited per user beyond RATELIMIT_HTTP → the config key of their limits.
+USER_LIMITS = {"api.buscar": "RATELIMIT_SEARCH"}
 # Routes that spend the same per-user budget as a socket event, so both transports share it.
-SHARED_WITH_EVENTS = {"api.enviar": "chat:send-message"}
+SHARED_WITH_EVENTS = {
+    "api.enviar": "chat:send-message",
+    "api.editar": "chat:edit-message",
+    "api.eliminar": "chat:delete-message",
+}
 # Socket event → config key; events not listed spend RATELIMIT_EVENTS. Typing spends
 # nothing: the app emits it on every keystroke, and it is never refused for being
 # frequent (docs/PROTOCOL.md, Typing); repeats are coalesced in memory, which keeps them cheap.
@@ -33,6 +39,8 @@ EVENT_LIMITS: dict[str, str | None] = {
     "chat:send-message": "RATELIMIT_MESSAGES",
     "chat:typing": None,
     "chat:stop-typing": None,
+    "chat:edit-message": "RATELIMIT_EDITS",
+    "chat:delete-message": "RATELIMIT_EDITS",
 }
 EXEMPT = ("api.health", "api.openapi", "static", "web.static")
 
@@ -163,6 +171,10 @@ def init_app(app: Flask) -> EventLimiter:
         app.view_functions[endpoint] = limiter.limit(
             lambda k=config_key: app.config[k], key_func=ip_key
         )(app.view_functions[endpoint])
+    for endpoint, config_key in USER_LIMITS.items():
+        app.view_functions[endpoint] = limiter.limit(lambda k=config_key: app.config[k])(
+            app.view_functions[endpoint]
+        )
     events = EventLimiter(limiter, app.config)
     for endpoint, event in SHARED_WITH_EVENTS.items():
         app.view_functions[endpoint] = _spending(events, event, app.view_functions[endpoint])

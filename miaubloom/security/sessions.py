@@ -58,10 +58,23 @@ class Sessions:
         while True:
             socketio.sleep(self.interval)
             try:
-                for sid in self._ended(dict(namespace.callers)):
-                    socketio.server.disconnect(sid, namespace="/")
+                for sid in self.ended(namespace):
+                    namespace.server.disconnect(sid, namespace="/")
             except Exception:  # the sweeper must outlive any one failure
                 log.exception("session sweep failed")
+
+    def ended(self, namespace: Any) -> list[str]:
+        """This process's sockets to cut: token expired or revoked, or no caller on record.
+
+        It walks the server's own list of connected sockets, not the namespace's
+        callers: whatever a handler did to that dict, a connected socket is checked.
+        """
+        known: dict[str, Caller] = dict(namespace.callers)
+        manager = namespace.server.manager  # this app's server (tests make many apps)
+        # Sockets still in their connect handler are not connected yet: not theirs to cut.
+        sids = [s for s, _ in manager.get_participants("/", None) if manager.is_connected(s, "/")]
+        callers = {sid: known[sid] for sid in sids if sid in known}
+        return [sid for sid in sids if sid not in known] + self._ended(callers)
 
     def _ended(self, callers: dict[str, Caller]) -> list[str]:
         """Sockets whose token has expired or was revoked (by a logout in any process)."""

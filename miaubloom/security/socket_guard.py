@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from ..auth import Caller
-from ..errors import ChatError
+from ..errors import ChatError, RateLimited
+from ..observability import refused
 from . import trail
 from .ratelimit import EXTENSION as LIMITER
 from .ratelimit import client_ip
 from .sessions import EXTENSION as SESSIONS
+
+if TYPE_CHECKING:
+    from ..chat.presence import Presence
+
+
+# Seconds a client refused for holding too many sockets is told to wait.
+USER_SOCKETS_RETRY = 30
 
 
 def _events() -> Any:
@@ -21,6 +29,14 @@ def _events() -> Any:
 def check_connect() -> None:
     """Raise RateLimited when this address opens sockets too fast."""
     _events().check_connect(client_ip())
+
+
+def check_user_sockets(caller: Caller, presence: Presence) -> None:
+    """Raise RateLimited when the user already holds SOCKETIO_MAX_SOCKETS_PER_USER here."""
+    limit = current_app.config["SOCKETIO_MAX_SOCKETS_PER_USER"]
+    if presence.sockets_here(caller.user_id) >= limit:
+        refused(current_app, "user_sockets")
+        raise RateLimited("Demasiadas conexiones abiertas", retryAfter=USER_SOCKETS_RETRY)
 
 
 def check_event(event: str, caller: Caller) -> None:

@@ -14,7 +14,7 @@ person's decision (merging would hand one person's conversations to another),
 so it is not guessed here. Rename or merge those accounts, then upgrade again.
 
 Revision ID: 0003_email_exact
-Revises: 0005_notifications
+Revises: 0004_message_versions
 Create Date: 2026-12-02
 """
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_email_exact"
-down_revision = "0005_notifications"
+down_revision = "0004_message_versions"
 branch_labels = None
 depends_on = None
 

@@ -18,12 +18,20 @@ from hypothesis import strategies as st
 from miaubloom import audit
 from miaubloom.api.openapi import routed
 from miaubloom.extensions import db
-from miaubloom.models import Conversacion, Mensaje, PerfilPaciente, TokenRevocado, User
+from miaubloom.models import (
+    Conversacion,
+    Mensaje,
+    MensajeBusqueda,
+    MensajeVersion,
+    PerfilPaciente,
+    TokenRevocado,
+    User,
+)
 
 from .conftest import people_of, socket
 
-SOCKET_EXAMPLES = 1000  # x 7 events
-HTTP_EXAMPLES = 240  # x every described route (15)
+SOCKET_EXAMPLES = 1000  # x 9 events
+HTTP_EXAMPLES = 240  # x 21 routes
 # Failures a hostile payload may earn; internal (500) and unavailable (503) never.
 DOCUMENTED = {
     "unauthenticated": 401,
@@ -41,8 +49,10 @@ EVENTS = (
     "chat:mark-read",
     "chat:sync",
     "chat:leave-room",
+    "chat:edit-message",
+    "chat:delete-message",
 )
-WRITING_EVENTS = {"chat:send-message", "chat:mark-read"}
+WRITING_EVENTS = {"chat:send-message", "chat:mark-read", "chat:edit-message", "chat:delete-message"}
 ROOM_EVENTS = {
     "chat:message-received",
     "chat:conversation-updated",
@@ -52,6 +62,8 @@ ROOM_EVENTS = {
     "chat:user-joined",
     "chat:user-left",
     "chat:presence",
+    "chat:message-edited",
+    "chat:message-deleted",
 }
 FUZZ_SETTINGS = settings(
     deadline=None,
@@ -116,8 +128,11 @@ class World:
         self.app = app
         self.psi, self.pac, self.cid = people.pair()
         self.otro_psi, self.otro_pac, self.otro_cid = people.pair()
-        people.send(self.psi, self.cid, "hola")
-        people.send(self.otro_psi, self.otro_cid, "ajeno")
+        self.mids = [
+            people.send(self.psi, self.cid, "hola")["id"],
+            people.send(self.pac, self.cid, "mío")["id"],
+            people.send(self.otro_psi, self.otro_cid, "ajeno")["id"],
+        ]
         self.bystander = socket(app, self.psi.token)
         self.stranger = socket(app, self.otro_psi.token)
         for client, cid in ((self.bystander, self.cid), (self.stranger, self.otro_cid)):
@@ -141,6 +156,7 @@ class World:
                     self.pac.id,
                     self.psi.id,
                     self.otro_pac.id,
+                    *self.mids,
                     str(uuid.uuid4()),
                     cid.upper(),
                     "{" + cid + "}",
@@ -166,6 +182,9 @@ class World:
             "hastaSeq": NUMBERS,
             "afterSeq": NUMBERS,
             "limit": NUMBERS,
+            "version": NUMBERS,
+            "before": NUMBERS,
+            "q": TEXT | JUNK,
             "otroUsuarioId": ids,
             "pacienteId": ids,
             "email": st.sampled_from([self.pac.email, "a@b.co"]) | TEXT | JUNK,
@@ -196,6 +215,10 @@ class World:
             count.select_from(TokenRevocado).scalar_subquery(),
             count.where(Mensaje.leido.is_(True)).scalar_subquery(),
             count.where(PerfilPaciente.psicologo_asignado_id.is_not(None)).scalar_subquery(),
+            count.select_from(MensajeVersion).scalar_subquery(),
+            count.select_from(MensajeBusqueda).scalar_subquery(),
+            count.where(Mensaje.eliminado_at.is_not(None)).scalar_subquery(),
+            db.select(db.func.sum(Mensaje.version)).scalar_subquery(),
         )
         with self.app.app_context():
             return str(row.compile(db.engine, compile_kwargs={"literal_binds": True}))
@@ -307,12 +330,16 @@ def test_http_routes_survive_hostile_payloads(world):
         ["", "garbage", world.pac.token + "x", world.pac.token[:-4], "a.b.c", "\x00", "ñ"]
     )
 
-    def deliver(method: str, path: str, payload, raw, who, content_type, before: tuple) -> tuple:  # type: ignore[no-untyped-def]
+    def deliver(
+        method: str, path: str, payload, raw, who, content_type, before: tuple, mid
+    ) -> tuple:  # type: ignore[no-untyped-def]
         seen["deliveries"] += 1
         token = {"pac": world.pac.token, "psi": world.psi.token, "none": None}.get(who, who)
         if path == "/api/auth/logout" or (path.endswith("liberar-paciente") and who == "psi"):
             token = world.otro_pac.token + "x"  # never end or undo the sessions under test
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        text = mid if isinstance(mid, str) else repr(mid)
+        path = path.replace("{mensaje_id}", quote(text.encode("utf-8", "surrogatepass"), safe=""))
         if method == "GET":
             r = client.get(path, query_string=_query(payload), headers=headers)
         elif raw is not None:
@@ -343,12 +370,14 @@ def test_http_routes_survive_hostile_payloads(world):
         | SPECIAL_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
         who=st.sampled_from(["pac", "pac", "psi", "none"]) | junk_tokens,
         content_type=st.sampled_from(["application/json", "application/json", "text/plain", ""]),
+        mid=world.ids(),
     )
     @settings(FUZZ_SETTINGS, max_examples=HTTP_EXAMPLES)
-    def hostile(payload, raw, who, content_type):  # type: ignore[no-untyped-def]
+    def hostile(payload, raw, who, content_type, mid):  # type: ignore[no-untyped-def]
         counts = world.counts()
         for op in operations:  # every payload at every route
-            counts = deliver(op.method.upper(), op.path, payload, raw, who, content_type, counts)
+            method = op.method.upper()
+            counts = deliver(method, op.path, payload, raw, who, content_type, counts, mid)
         assert world.counts() == counts
 
     hostile()

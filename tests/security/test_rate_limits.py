@@ -15,11 +15,11 @@ from ..conftest import PASSWORD
 from .conftest import errors_of, people_of, row_counts, socket
 
 
-def _assert_limited(response) -> None:  # type: ignore[no-untyped-def]
+def _assert_limited(response, window: int = 60) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 429
     assert response.json["success"] is False
     assert response.json["code"] == "rate_limited"
-    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert 1 <= int(response.headers["Retry-After"]) <= window
     assert response.json["retryAfter"] == int(response.headers["Retry-After"])
 
 
@@ -252,3 +252,61 @@ def test_limits_fail_open_within_a_second_when_their_storage_is_silent(make_app,
         keys = redis.Redis.from_url(REDIS_URL).keys(f"*{prefix}*")
         if keys:
             redis.Redis.from_url(REDIS_URL).delete(*keys)
+
+
+def test_edits_and_deletions_share_one_budget_across_transports(make_app):
+    # Per hour: a window boundary (where the sliding counter forgets) is never near.
+    app = make_app(RATELIMIT_EDITS="3 per hour")
+    people = people_of(app)
+    psi, pac, cid = people.pair()
+    ids = [people.send(pac, cid, f"m{i}")["id"] for i in range(4)]
+    client, a = app.test_client(), socket(app, pac.token)
+    r = client.patch(
+        f"/api/chat/mensajes/{ids[0]}", json={"contenido": "x", "version": 1}, headers=pac.headers
+    )
+    assert r.status_code == 200, r.json
+    assert client.delete(f"/api/chat/mensajes/{ids[1]}", headers=pac.headers).status_code == 200
+    ack = a.emit(
+        "chat:edit-message", {"messageId": ids[2], "contenido": "y", "version": 1}, callback=True
+    )
+    assert ack["success"], ack
+    errors_of(a)
+    before = row_counts(app)
+    ack = a.emit("chat:delete-message", {"messageId": ids[3]}, callback=True)
+    assert (ack["success"], ack["code"]) == (False, "rate_limited")
+    assert 1 <= ack["retryAfter"] <= 3600
+    assert errors_of(a) == [
+        {"message": ack["message"], "code": "rate_limited", "event": "chat:delete-message"}
+    ]
+    _assert_limited(client.delete(f"/api/chat/mensajes/{ids[3]}", headers=pac.headers), 3600)
+    _assert_limited(
+        client.patch(
+            f"/api/chat/mensajes/{ids[3]}",
+            json={"contenido": "z", "version": 1},
+            headers=pac.headers,
+        ),
+        3600,
+    )
+    assert row_counts(app) == before
+    # Sending has its own budget; the other member has theirs.
+    people.send(pac, cid, "sigo escribiendo")
+    mine = people.send(psi, cid, "yo también")
+    assert client.delete(f"/api/chat/mensajes/{mine['id']}", headers=psi.headers).status_code == 200
+    a.disconnect()
+
+
+def test_search_is_limited_per_user(make_app):
+    app = make_app(RATELIMIT_SEARCH="2 per hour")
+    people = people_of(app)
+    psi, pac, cid = people.pair()
+    client = app.test_client()
+    url = f"/api/chat/mensajes/buscar?conversacionId={cid}&q=hola"
+    for _ in range(2):
+        assert client.get(url, headers=pac.headers).status_code == 200
+    _assert_limited(client.get(url, headers=pac.headers), 3600)
+    assert client.get(url, headers=psi.headers).status_code == 200
+    # The rest of the API is not spent by searching.
+    assert (
+        client.get(f"/api/chat/mensajes?conversacionId={cid}", headers=pac.headers).status_code
+        == 200
+    )

@@ -6,6 +6,7 @@ import { Connection } from "./connection.js";
 import { ConversationList } from "./list.js";
 import { ConversationView } from "./conversation.js";
 import { byId, show } from "./dom.js";
+import { SearchPanel } from "./search.js";
 
 const POLL_MS = 3000;
 const FIRST_POLL_MS = 1500; // a blip usually reconnects before this
@@ -35,10 +36,23 @@ export class ChatSession {
       me: this.me,
       onSelect: (target) => this.select(target),
     });
+    const search = new SearchPanel(
+      {
+        toggle: byId("search-toggle"),
+        panel: byId("search-panel"),
+        form: byId("search-form"),
+        input: byId("search-input"),
+        status: byId("search-status"),
+        results: byId("search-results"),
+        more: byId("search-more"),
+      },
+      { onPick: (seq) => this.view.jumpTo(seq).catch((err) => this.failed(err)) },
+    );
     this.view = new ConversationView({
       me: this.me,
       chat: this,
       list: this.list,
+      search,
       nodes: {
         conversation: byId("conversation"),
         empty: byId("no-conversation"),
@@ -121,6 +135,12 @@ export class ChatSession {
         break;
       case "chat:message-read":
         this.view.onRead(p);
+        break;
+      case "chat:message-edited":
+        if (p.mensaje) this.view.onEdited(p.mensaje);
+        break;
+      case "chat:message-deleted":
+        this.view.onDeleted(p);
         break;
       case "chat:user-typing":
       case "chat:user-stop-typing":

@@ -4,6 +4,8 @@ const SERVER_EVENTS = [
   "chat:message-received",
   "chat:conversation-updated",
   "chat:message-read",
+  "chat:message-edited",
+  "chat:message-deleted",
   "chat:user-typing",
   "chat:user-stop-typing",
   "chat:presence",

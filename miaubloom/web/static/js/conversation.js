@@ -1,9 +1,13 @@
 // The open conversation: history (newest page first, older pages on scroll up),
-// live messages, typing, read ticks, and own messages pending until acknowledged.
+// live messages, typing, read ticks, own messages pending until acknowledged,
+// and (v1.2) editing and deleting own messages, their versions, and jumping to
+// a search result (its page is loaded where it belongs; a gap marker fills in
+// what lies between it and the pages already shown).
 
 import { api, ApiError, qs } from "./api.js";
 import { AckTimeout, NotConnected } from "./connection.js";
-import { el, show, shortTime } from "./dom.js";
+import { el, show } from "./dom.js";
+import { messageParts } from "./message.js";
 import { compareEntries, Timeline } from "./timeline.js";
 
 const PAGE = 30;
@@ -13,20 +17,20 @@ const MAX_ATTEMPTS = 4; // sends of one clientId before it is shown as failed
 const TYPING_REFRESH_MS = 2000;
 const TYPING_IDLE_MS = 2500;
 const TYPING_SHOWN_MS = 8000;
-
-const TICKS = {
-  pending: ["enviando…", "Enviando"],
-  sent: ["✓", "Enviado"],
-  read: ["✓✓", "Leído"],
-  failed: ["no enviado", "No enviado"],
-};
+const HIGHLIGHT_MS = 6000;
 
 export class ConversationView {
-  constructor({ me, chat, list, nodes }) {
+  constructor({ me, chat, list, nodes, search }) {
     this.me = me;
     this.chat = chat; // .conn (Connection) and .connected
     this.list = list;
     this.n = nodes;
+    this.search = search; // SearchPanel, reset with each conversation
+    this.fillingGap = null;
+    this.highlighted = null;
+    this.gapObserver = new IntersectionObserver((seen) => {
+      for (const { isIntersecting, target } of seen) if (isIntersecting) this.fillGap(target);
+    }, { root: this.n.messages });
     this.conversation = null;
     this.timeline = null;
     this.nodes = new Map(); // entry -> <li>
@@ -59,6 +63,7 @@ export class ConversationView {
     this.n.title.replaceChildren(el("bdi", {}, row.otroUsuario.nombre));
     this.n.list.replaceChildren();
     this.n.historyStatus.textContent = "Cargando…";
+    this.search?.reset(row.id);
     this.setClosed(Boolean(row.cerrada));
     this.renderPresence();
     show(this.n.empty, false);
@@ -86,6 +91,7 @@ export class ConversationView {
     this.nodes.clear();
     this.stopOwnTyping();
     this.setOtherTyping(false);
+    this.search?.reset(null);
     show(this.n.conversation, false);
     show(this.n.empty, true);
   }
@@ -146,6 +152,8 @@ export class ConversationView {
     if (id !== this.id) return;
     const read = page.mensajes.filter((m) => m.leido && m.remitenteId === this.me.id);
     if (read.length) this.applyRead(Math.max(...read.map((m) => m.seq)));
+    // No live edit or delete events without the socket: take them from the page.
+    for (const m of page.mensajes) if (this.timeline.bySeq.has(m.seq)) this.render(this.timeline.receive(m).entry);
   }
 
   async loadOlder() {
@@ -207,6 +215,23 @@ export class ConversationView {
     if (mensaje.remitenteId !== this.me.id) this.setOtherTyping(false);
     this.receiveAll([mensaje]);
     if (this.timeline.hasGap && this.chat.connected) this.sync().catch(() => {});
+  }
+
+  /** chat:message-edited: a shown message has a new version. */
+  onEdited(mensaje) {
+    if (mensaje.conversacionId !== this.id || !this.timeline.bySeq.has(mensaje.seq)) return;
+    const { entry } = this.timeline.receive(mensaje);
+    this.render(entry);
+    if (entry.versions) this.loadVersions(entry);
+  }
+
+  /** chat:message-deleted: a shown message becomes "Mensaje eliminado" in place. */
+  onDeleted({ conversacionId, messageId, seq }) {
+    if (conversacionId !== this.id) return;
+    const entry = this.timeline.bySeq.get(seq);
+    if (!entry || entry.id !== messageId) return;
+    Object.assign(entry, { eliminado: true, contenido: "", versions: null, editing: false, confirmingDelete: false });
+    this.render(entry);
   }
 
   /** chat:message-read */
@@ -384,6 +409,175 @@ export class ConversationView {
     this.typingSentAt = 0;
   }
 
+  // -- editing and deleting own messages, versions (v1.2) ----------------
+
+  /** A click on one of a message's buttons (data-action, or retry). */
+  act(entry, button) {
+    if (button.classList.contains("retry")) return this.retry(entry);
+    const handlers = {
+      edit: () => Object.assign(entry, { editing: true, draft: entry.contenido, confirmingDelete: false }),
+      "edit-cancel": () => Object.assign(entry, { editing: false, draft: null }),
+      "edit-save": () => this.saveEdit(entry),
+      delete: () => Object.assign(entry, { confirmingDelete: true }),
+      "delete-cancel": () => Object.assign(entry, { confirmingDelete: false }),
+      "delete-confirm": () => this.confirmDelete(entry),
+      versions: () => (entry.versions ? Object.assign(entry, { versions: null }) : this.loadVersions(entry)),
+    };
+    const handler = handlers[button.dataset.action];
+    if (!handler) return;
+    entry.actionError = null;
+    handler();
+    this.render(entry);
+    if (button.dataset.action === "edit") this.nodes.get(entry)?.querySelector(".edit-input")?.focus();
+  }
+
+  /** Over the socket with an ack, or over HTTP; the answer as {success, ...} either way. */
+  async modify(event, payload, method, path, body) {
+    try {
+      return this.chat.connected ? await this.chat.conn.request(event, payload) : await api(method, path, body);
+    } catch (err) {
+      if (err instanceof ApiError && err.code !== "network") return { success: false, code: err.code, message: err.message };
+      return { success: false, code: "network", message: "No se pudo conectar. Inténtalo de nuevo." };
+    }
+  }
+
+  async saveEdit(entry) {
+    const text = (entry.draft ?? "").trim();
+    if (!text) {
+      entry.actionError = "El mensaje no puede quedar vacío.";
+      return;
+    }
+    if (text === entry.contenido) {
+      Object.assign(entry, { editing: false, draft: null });
+      return;
+    }
+    const id = this.id;
+    const body = { contenido: text, version: entry.version };
+    const answer = await this.modify("chat:edit-message", { messageId: entry.id, ...body }, "PATCH", `/api/chat/mensajes/${entry.id}`, body);
+    if (id !== this.id) return;
+    if (answer.success) {
+      Object.assign(entry, { editing: false, draft: null });
+      this.timeline.receive(answer.mensaje);
+      if (entry.versions) this.loadVersions(entry);
+    } else {
+      entry.actionError =
+        answer.code === "conflict" ? "El mensaje cambió mientras lo editabas: revisa el texto y vuelve a guardar." : answer.message;
+      if (answer.code === "forbidden") entry.editing = false;
+      if (answer.code === "conflict") this.reload(entry);
+    }
+    this.render(entry);
+  }
+
+  async confirmDelete(entry) {
+    const id = this.id;
+    const answer = await this.modify("chat:delete-message", { messageId: entry.id }, "DELETE", `/api/chat/mensajes/${entry.id}`);
+    if (id !== this.id) return;
+    entry.confirmingDelete = false;
+    if (answer.success) {
+      this.timeline.receive(answer.mensaje);
+      entry.versions = null;
+    } else {
+      entry.actionError = answer.message || "No se pudo eliminar.";
+    }
+    this.render(entry);
+  }
+
+  /** The message as stored now (after a conflict, say). */
+  async reload(entry) {
+    const id = this.id;
+    const page = await api("GET", "/api/chat/mensajes?" + qs({ conversacionId: id, after: entry.seq - 1, limit: 1 }));
+    if (id !== this.id || !page.mensajes.length) return;
+    this.render(this.timeline.receive(page.mensajes[0]).entry);
+  }
+
+  async loadVersions(entry) {
+    const id = this.id;
+    try {
+      const data = await api("GET", `/api/chat/mensajes/${entry.id}/versiones`);
+      if (id !== this.id) return;
+      entry.versions = data.versiones;
+    } catch (err) {
+      entry.actionError = err.message;
+    }
+    this.render(entry);
+  }
+
+  // -- jumping to a message (search results) ------------------------------
+
+  /** Show the message with this seq: load its page into the history if needed, then scroll to it. */
+  async jumpTo(seq) {
+    const id = this.id;
+    if (!id || !this.timeline) return;
+    if (!this.timeline.bySeq.has(seq)) {
+      const before = seq + Math.floor(PAGE / 2) + 1;
+      const page = await api("GET", "/api/chat/mensajes?" + qs({ conversacionId: id, before, limit: PAGE }));
+      if (id !== this.id) return;
+      for (const m of page.mensajes) this.place(this.timeline.receive(m).entry);
+      if (page.mensajes.length && page.mensajes[0].seq === this.timeline.oldestSeq) this.hasMoreOlder = page.hasMore;
+      this.renderGaps();
+      this.renderHistoryStatus();
+    }
+    const entry = this.timeline.bySeq.get(seq);
+    const node = entry && this.nodes.get(entry);
+    if (!node) return;
+    if (this.highlighted && this.highlighted !== entry) {
+      this.highlighted.highlight = false;
+      this.render(this.highlighted);
+    }
+    this.highlighted = entry;
+    entry.highlight = true;
+    this.render(entry);
+    node.scrollIntoView({ block: "center" });
+    clearTimeout(this.highlightTimer);
+    this.highlightTimer = setTimeout(() => {
+      entry.highlight = false;
+      this.render(entry);
+    }, HIGHLIGHT_MS);
+  }
+
+  /** A marker between two shown messages whose seqs are not consecutive. */
+  renderGaps() {
+    const list = this.n.list;
+    for (const gap of list.querySelectorAll(":scope > li.gap")) {
+      this.gapObserver.unobserve(gap);
+      gap.remove();
+    }
+    let previous = null;
+    for (const child of [...list.children]) {
+      const entry = this.entries.get(child);
+      if (!entry || entry.seq === null) break; // pending messages come last
+      if (previous && entry.seq > previous.seq + 1) {
+        const missing = entry.seq - previous.seq - 1;
+        const gap = el(
+          "li",
+          { className: "gap", dataset: { after: String(previous.seq), before: String(entry.seq) } },
+          el("button", { type: "button", className: "link-button", dataset: { action: "fill-gap" } }, `Cargar ${missing} mensaje${missing === 1 ? "" : "s"} más`),
+        );
+        gap.addEventListener("click", () => this.fillGap(gap));
+        list.insertBefore(gap, child);
+        this.gapObserver.observe(gap);
+      }
+      previous = entry;
+    }
+  }
+
+  /** Load the page of messages right after the gap's lower side. */
+  async fillGap(gap) {
+    if (this.fillingGap || !gap.isConnected) return;
+    const id = this.id;
+    const after = Number(gap.dataset.after);
+    const limit = Math.min(PAGE, Number(gap.dataset.before) - after - 1);
+    this.fillingGap = api("GET", "/api/chat/mensajes?" + qs({ conversacionId: id, after, limit }));
+    try {
+      const page = await this.fillingGap;
+      if (id !== this.id) return;
+      for (const m of page.mensajes) this.place(this.timeline.receive(m).entry);
+      this.renderGaps();
+    } finally {
+      this.fillingGap = null;
+    }
+  }
+
   // -- rendering ---------------------------------------------------------
 
   /** Put an entry's node where its seq belongs (or update it in place). */
@@ -392,7 +586,21 @@ export class ConversationView {
     if (!node) {
       node = el("li");
       node.addEventListener("click", (event) => {
-        if (event.target.closest("button.retry")) this.retry(entry);
+        const button = event.target.closest("button");
+        if (button && node.contains(button)) this.act(entry, button);
+      });
+      node.addEventListener("input", (event) => {
+        if (event.target.classList.contains("edit-input")) entry.draft = event.target.value;
+      });
+      node.addEventListener("keydown", (event) => {
+        if (!event.target.classList.contains("edit-input") || event.isComposing) return;
+        if (event.key === "Enter" && !event.shiftKey) {
+          event.preventDefault();
+          this.saveEdit(entry).then(() => this.render(entry));
+        } else if (event.key === "Escape") {
+          Object.assign(entry, { editing: false, draft: null });
+          this.render(entry);
+        }
       });
       this.nodes.set(entry, node);
       this.entries.set(node, entry);
@@ -401,7 +609,8 @@ export class ConversationView {
     const list = this.n.list;
     let before = null;
     for (const child of list.children) {
-      if (child !== node && compareEntries(this.entries.get(child), entry) > 0) {
+      const other = this.entries.get(child);
+      if (child !== node && other && compareEntries(other, entry) > 0) {
         before = child;
         break;
       }
@@ -412,25 +621,23 @@ export class ConversationView {
   render(entry) {
     const node = this.nodes.get(entry);
     if (!node) return;
-    node.className = `message ${entry.own ? "own" : "theirs"} ${entry.state}`;
+    const flags = [entry.eliminado && "deleted", entry.highlight && "highlight"].filter(Boolean).join(" ");
+    node.className = `message ${entry.own ? "own" : "theirs"} ${entry.state} ${flags}`.trim();
     node.dataset.state = entry.state;
     if (entry.seq !== null) node.dataset.seq = String(entry.seq);
     if (entry.clientId) node.dataset.clientId = entry.clientId;
     if (entry.attempts) node.dataset.attempts = String(entry.attempts);
-    const meta = el("span", { className: "message-meta" }, el("time", { datetime: entry.createdAt }, shortTime(entry.createdAt)));
-    if (entry.own) {
-      const [symbol, label] = TICKS[entry.state];
-      meta.append(" ", el("span", { className: "tick", title: label, "aria-label": label }, symbol));
+    node.dataset.version = String(entry.version || 1);
+    node.dataset.deleted = String(Boolean(entry.eliminado));
+    // Re-rendering while the sender edits keeps their cursor in the box.
+    const editing = node.contains(document.activeElement) && document.activeElement.classList.contains("edit-input");
+    const caret = editing ? document.activeElement.selectionStart : null;
+    node.replaceChildren(...messageParts(entry));
+    const input = node.querySelector(".edit-input");
+    if (editing && input) {
+      input.focus();
+      input.setSelectionRange(caret, caret);
     }
-    // Shown as sent, in an isolate of its own (dir=auto): a U+202E in it reverses only itself.
-    const parts = [el("p", { className: "message-text", dir: "auto" }, entry.contenido), meta];
-    if (entry.state === "failed") {
-      parts.push(
-        el("p", { className: "message-error", role: "alert" }, entry.error || "No enviado"),
-        el("button", { type: "button", className: "retry link-button" }, "Reintentar"),
-      );
-    }
-    node.replaceChildren(...parts);
   }
 
   nearBottom() {

@@ -98,7 +98,10 @@ export class ConversationList {
     const last = row.ultimoMensaje;
     // User text sits in bidi isolates (<bdi>): it cannot reorder the words around it.
     let preview = ["Sin mensajes todavía"];
-    if (last) preview = [last.remitente === this.myRemitente ? "Tú: " : "", el("bdi", {}, last.contenido)];
+    if (last) {
+      const text = last.eliminado ? "Mensaje eliminado" : el("bdi", {}, last.contenido);
+      preview = [last.remitente === this.myRemitente ? "Tú: " : "", text];
+    }
     if (row.cerrada) preview = ["Conversación cerrada · ", ...preview];
     const button = this.button(row.otroUsuario, preview, last?.fechaHora, row.mensajesNoLeidos, {
       conversationId: row.id,

@@ -38,7 +38,13 @@ export class Timeline {
     const added = !entry;
     if (!entry) entry = { own, order: created++, clientId: m.clientId || null };
     const wasRead = entry.state === "read";
-    Object.assign(entry, { id: m.id, seq: m.seq, contenido: m.contenido, createdAt: m.createdAt });
+    // A page fetched before an edit or a deletion may arrive after it: never go back.
+    const version = m.version ?? 1;
+    const current = !entry.id || m.eliminado || (!entry.eliminado && version >= (entry.version ?? 1));
+    Object.assign(entry, { id: m.id, seq: m.seq, createdAt: m.createdAt });
+    if (current) {
+      Object.assign(entry, { contenido: m.contenido, version, editadoAt: m.editadoAt ?? null, eliminado: Boolean(m.eliminado) });
+    }
     entry.state = own ? (m.leido || wasRead ? "read" : "sent") : "received";
     entry.error = null;
     this.pending.delete(entry);
