@@ -33,9 +33,7 @@ def body_with(model: type[M], **path: str) -> M:
 
     Its userId/rol were checked by caller(), as on every route.
     """
-    data = request.get_json(silent=True)
-    if data is None and not request.get_data():
-        data = {}
+    data = json_body() if request.get_data(cache=True) else {}
     if isinstance(data, dict):
         data = {**data, **path}  # the path names the message, whatever the body says
     return parse(model, data, max_length=current_app.config["MAX_MESSAGE_LENGTH"])
