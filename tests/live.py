@@ -16,6 +16,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-that-is-long-enough-for-hs256"
+# /metrics answers only this bearer token (it is off without one).
+METRICS_TOKEN = "token-de-metricas-para-las-pruebas"
 
 
 def free_port() -> int:
@@ -61,6 +63,7 @@ def process_env(
         "PYTHONUNBUFFERED": "1",
         # Suites register many users from one address; limit tests turn this back on.
         "RATELIMIT_ENABLED": "false",
+        "METRICS_TOKEN": METRICS_TOKEN,
         **(env or {}),
     }
 
@@ -130,7 +133,10 @@ class LiveServer:
         wanted = name + (
             "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
         )
-        for line in requests.get(self.url + "/metrics", timeout=5).text.splitlines():
+        bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        for line in requests.get(
+            self.url + "/metrics", headers=bearer, timeout=5
+        ).text.splitlines():
             if line.startswith(wanted + " "):
                 return float(line.split()[-1])
         return 0.0

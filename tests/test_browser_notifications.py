@@ -9,13 +9,13 @@ import requests
 
 from .browser import Page
 from .conftest import PASSWORD
+from .live import METRICS_TOKEN
 from .mailbox import Mailbox
 from .realtime import people_at
 from .test_browser_chat import assert_clean, browsers, logged_in  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
-METRICS_TOKEN = "token-de-metricas-para-las-pruebas"
 SETTINGS = {
     "METRICS_TOKEN": METRICS_TOKEN,  # /metrics is off without it
     "PUBLIC_BASE_URL": "https://chat.example.org",

@@ -11,9 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from miaubloom.extensions import socketio
 
+from .live import METRICS_TOKEN
 from .realtime import Peer, full_log, people_at, wait_for_event
-
-METRICS_TOKEN = "token-de-metricas-para-las-pruebas"
 
 
 @pytest.fixture(autouse=True)
