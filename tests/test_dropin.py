@@ -152,6 +152,14 @@ def test_closed_conversations_come_only_on_request(client, people):
             "antes",
         )
     assert listing(client, psi, "?incluirCerradas=0") == []
+    # The badge counts what the list shows: an unread message of a closed conversation,
+    # which the app's list no longer offers, would keep it up for good.
+    badge = client.get("/api/chat/no-leidos", headers=psi.headers).json
+    assert badge == {"success": True, "totalMensajesNoLeidos": 0}
+    [row] = listing(client, psi, "?incluirCerradas=1")
+    assert row["mensajesNoLeidos"] == 1
+    client.post("/api/psicologo/asignar-paciente", json={"pacienteId": pac.id}, headers=psi.headers)
+    assert client.get("/api/chat/no-leidos", headers=psi.headers).json["totalMensajesNoLeidos"] == 1
     r = client.get("/api/chat/conversaciones?incluirCerradas=quizás", headers=pac.headers)
     assert (r.status_code, r.json["code"]) == (400, "invalid")
 

@@ -563,11 +563,22 @@ def mark_read(
 
 
 def unread_total(caller: Caller) -> int:
-    """All the caller's unread messages, across conversations."""
+    """The caller's unread messages in the conversations their default list shows.
+
+    A conversation closed by a reassignment is out of that list, so its unread
+    messages are out of the badge too: a count the person cannot clear would
+    never go away (docs/PROTOCOL.md, The conversation list).
+    """
     counter = (
         Conversacion.no_leidos_psicologo if caller.is_psicologo else Conversacion.no_leidos_paciente
     )
-    total = db.session.scalar(select(db.func.sum(counter)).where(_is_member(caller)))
+    total = db.session.scalar(
+        select(db.func.sum(counter))
+        .join(PerfilPaciente, PerfilPaciente.user_id == Conversacion.paciente_id)
+        .where(
+            _is_member(caller), PerfilPaciente.psicologo_asignado_id == Conversacion.psicologo_id
+        )
+    )
     return int(total or 0)
 
 
