@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     idle.add_argument("--sockets", type=int, default=10000)
     idle.add_argument("--users", type=int, default=400, help="even: users/2 conversations")
     idle.add_argument("--no-join", dest="join", action="store_false", help="connect only")
-    idle.add_argument("--concurrency", type=int, default=40, help="connects in flight per worker")
+    idle.add_argument("--concurrency", type=int, default=10, help="connects in flight per worker")
     idle.add_argument("--server-pid", type=int, help="read this process's RSS")
     idle.add_argument("--settle", type=float, default=3)
     idle.add_argument("--probe", action="store_true", help="then try one more connection")
