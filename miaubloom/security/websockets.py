@@ -25,6 +25,7 @@ writer, one whole frame at a time: nothing to do there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,9 @@ from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from wsproto.events import Message, TextMessage
 
 
+# One class per (event class, sleep), not per socket: a class is ~2.5 KB, and every
+# WebSocket asked for one (bench/socket_memory.py).
+@functools.cache
 def _yielding(event_class: type, sleep: Callable[[float], object]) -> type:
     """An Event class whose set() lets the waiting reader run before the caller goes on."""
 
