@@ -98,6 +98,7 @@ def measure(a: argparse.Namespace, port: int) -> int:
         for line in gen.stderr:  # gevent-patched: other greenlets serve meanwhile
             if "set up" in line or time.monotonic() > deadline:
                 break
+        gevent.spawn(gen.stderr.read)  # keep draining it: a full pipe would stop the generator
         gc.collect()
         before = (tracemalloc.take_snapshot(), types(), rss_kb(), engine_sockets(), greenlets())
         stable_since, last = time.monotonic(), -1
