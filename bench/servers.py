@@ -145,6 +145,7 @@ def servers(
     db_url: str | None,
     log_dir: Path,
     extra_env: Mapping[str, str] | None = None,
+    start_timeout: float = 60,
 ) -> Iterator[list[Server]]:
     """procs servers of one kind; with two or more, joined by a Redis of their own."""
     env = dict(extra_env or {})
@@ -160,7 +161,7 @@ def servers(
             env["SOCKETIO_MESSAGE_QUEUE"] = f"redis://127.0.0.1:{redis[1]}/0"
         for n in range(procs):
             log = log_dir / f"{kind}-{mode}-{n}-{uuid.uuid4().hex[:6]}.log"
-            started.append(Server(kind, mode, env, log).start())
+            started.append(Server(kind, mode, env, log).start(start_timeout))
         yield started
     finally:
         for s in started:

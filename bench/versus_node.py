@@ -11,7 +11,8 @@ so the chat's HTTP API (on the same database) sets them up. Server CPU per messa
 (utime+stime from /proc) is the figure that does not depend on the shared machine.
 
     .venv/bin/python bench/versus_node.py [--rounds 3] [--servers node,gevent,eventlet]
-        [--skip-load] [--skip-idle] [--out results.jsonl]
+        [--idle node,gevent,gevent:nojoin,eventlet] [--skip-load] [--skip-idle]
+        [--out results.jsonl]
 """
 
 from __future__ import annotations
@@ -80,12 +81,13 @@ def load_runs(a: argparse.Namespace, work: Path, emit) -> None:  # type: ignore[
 
 def idle_runs(a: argparse.Namespace, work: Path, emit) -> None:  # type: ignore[no-untyped-def]
     """Load (c) on a fresh process of each server (the chat's users made by a chat process)."""
-    names = a.servers.split(",")
+    names = a.idle.split(",")
     for r in range(a.idle_rounds):
         with contextlib.ExitStack() as stack:
             url = stack.enter_context(database("mariadb", work))
             setup = stack.enter_context(servers("chat", "gevent", 1, url, work))[0]
-            for name in names:
+            for entry in names:
+                name, _, variant = entry.partition(":")
                 kind, mode = target_of(name)
                 with servers(kind, mode, 1, url, work) as ss:
                     s = ss[0]
@@ -94,7 +96,8 @@ def idle_runs(a: argparse.Namespace, work: Path, emit) -> None:  # type: ignore[
                             "--sockets", str(a.idle_sockets), "--users", str(a.idle_users),
                             "--procs", str(a.idle_procs), "--server-pid", str(s.process.pid),
                             "--max-seconds", str(a.max_seconds), "--probe"]  # fmt: skip
-                    emit({"round": r, "server": name, "load": "idle", **loadgen(args, 900)})
+                    args += ["--no-join"] if variant == "nojoin" else []
+                    emit({"round": r, "server": entry, "load": "idle", **loadgen(args, 900)})
 
 
 def main() -> int:
@@ -108,6 +111,8 @@ def main() -> int:
     ap.add_argument("--open-pairs", type=int, default=100)
     ap.add_argument("--open-seconds", type=float, default=20)
     ap.add_argument("--procs", type=int, default=2, help="generator processes for the loads")
+    ap.add_argument("--idle", default="node,gevent,gevent:nojoin,eventlet",
+                    help="servers of load (c); :nojoin connects without joining")  # fmt: skip
     ap.add_argument("--idle-rounds", type=int, default=1)
     ap.add_argument("--idle-sockets", type=int, default=10000)
     ap.add_argument("--idle-users", type=int, default=400)
