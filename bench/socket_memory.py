@@ -39,7 +39,7 @@ def open_sockets(url: str) -> int:
     req = urllib.request.Request(
         url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
     )
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(req, timeout=30) as r:
         for line in r.read().decode().splitlines():
             if line.startswith("miaubloom_connected_sockets "):
                 return int(float(line.split()[1]))
@@ -124,7 +124,10 @@ def main() -> int:
             stable_since, last = time.monotonic(), -1
             while time.monotonic() < deadline:
                 time.sleep(1)
-                count = open_sockets(server.url)
+                try:
+                    count = open_sockets(server.url)
+                except OSError:  # a traced process answers slowly: ask again
+                    continue
                 if count != last:
                     stable_since, last = time.monotonic(), count
                 elif count and time.monotonic() - stable_since > 5:
