@@ -13,6 +13,7 @@ so the chat's HTTP API (on the same database) sets them up. Server CPU per messa
     .venv/bin/python bench/versus_node.py [--rounds 3] [--servers node,gevent,eventlet]
         [--idle node,gevent,gevent:nojoin,eventlet] [--skip-load] [--skip-idle]
         [--out results.jsonl]
+    .venv/bin/python bench/versus_node.py --table results.jsonl     # the Markdown tables
 """
 
 from __future__ import annotations
@@ -100,6 +101,53 @@ def idle_runs(a: argparse.Namespace, work: Path, emit) -> None:  # type: ignore[
                     emit({"round": r, "server": entry, "load": "idle", **loadgen(args, 900)})
 
 
+def table(path: Path) -> str:
+    """The runs of a --out file as Markdown: each server's figures per load, every run shown."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    servers_seen = list(dict.fromkeys(r["server"] for r in rows))
+
+    def runs(server: str, load: str) -> list[dict]:
+        return [r for r in rows if r["server"] == server and r["load"] == load]
+
+    def joined(values: list[object]) -> str:
+        return " / ".join(str(v) for v in values) if values else "–"
+
+    out = ["| server | closed: msg/s | closed: CPU ms/msg | open 600/s: p50 / p99 ms | "
+           "open: CPU ms/msg | open: msg/s | lost, dup, gaps, errors |", "| --- " * 7 + "|"]  # fmt: skip
+    for server in servers_seen:
+        closed, opened = runs(server, "closed"), runs(server, "open")
+        if not closed and not opened:
+            continue
+        bad = sum(
+            r.get(k, 0)
+            for r in closed + opened
+            for k in ("lost", "duplicates", "seq_gaps", "errors")
+        )
+        latency = [
+            f"{r['e2e_ms']['p50']} / {r['e2e_ms']['p99']}" for r in opened if r.get("e2e_ms")
+        ]
+        out.append(
+            f"| {server} | {joined([r.get('msgs_per_s') for r in closed])} "
+            f"| {joined([r.get('server_cpu_ms_per_msg') for r in closed])} "
+            f"| {joined(latency)} "
+            f"| {joined([r.get('server_cpu_ms_per_msg') for r in opened])} "
+            f"| {joined([r.get('msgs_per_s') for r in opened])} | {bad} |"
+        )
+    out += ["", "| server | sockets | connected / joined | connect s | RSS KB per socket | "
+            "RSS before → after MB | one more (polling; WebSocket) |", "| --- " * 7 + "|"]  # fmt: skip
+    for r in (r for r in rows if r["load"] == "idle"):
+        more = r.get("one_more") or {}
+        polling, ws = more.get("polling", {}), more.get("websocket", {})
+        said = (f"{polling.get('status')} {polling.get('ms')} ms; "
+                f"{'connected' if ws.get('connected') else 'refused'} {ws.get('ms')} ms")  # fmt: skip
+        out.append(
+            f"| {r['server']} | {r.get('sockets')} | {r.get('connected')} / {r.get('joined')} "
+            f"| {r.get('connect_s')} | {r.get('rss_per_socket_kb')} "
+            f"| {r.get('rss_before_mb')} → {r.get('rss_after_mb')} | {said} |"
+        )
+    return "\n".join(out)
+
+
 def main() -> int:
     """Run the comparison; one JSON line per run on stdout and in --out."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -121,7 +169,11 @@ def main() -> int:
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-idle", action="store_true")
     ap.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "versus_node.jsonl"))
+    ap.add_argument("--table", help="print the runs of this --out file as Markdown, and stop")
     a = ap.parse_args()
+    if a.table:
+        print(table(Path(a.table)))
+        return 0
     raise_fd_limit()
     work = Path(tempfile.mkdtemp(prefix="miaubloom-versus-"))
     out = open(a.out, "a")  # noqa: SIM115  (closed below)
