@@ -24,26 +24,13 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 from loadgen.stats import children
-from servers import BENCH, METRICS_TOKEN, database, raise_fd_limit, servers
+from servers import BENCH, database, raise_fd_limit, servers
 
 PROBE = signal.SIGRTMIN + 1
-
-
-def open_sockets(url: str) -> int:
-    """miaubloom_connected_sockets from the server's /metrics."""
-    req = urllib.request.Request(
-        url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("miaubloom_connected_sockets "):
-                return int(float(line.split()[1]))
-    return 0
 
 
 def probe(pid: int, out: Path, n: int, timeout: float = 120) -> tuple[dict, tracemalloc.Snapshot]:
@@ -101,7 +88,7 @@ def main() -> int:
     ap.add_argument("--no-join", action="store_true")
     ap.add_argument("--frames", type=int, default=12, help="traceback depth kept by tracemalloc")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("--max-seconds", type=float, default=300)
+    ap.add_argument("--max-seconds", type=float, default=600)
     a = ap.parse_args()
     raise_fd_limit()
     work = Path(tempfile.mkdtemp(prefix="miaubloom-memory-"))
@@ -110,9 +97,24 @@ def main() -> int:
     with database("mariadb", work) as url, servers("chat", "gevent", 1, url, work, env, 300) as ss:
         server = ss[0]
         worker = children(server.process.pid)[0]
-        cmd = [sys.executable, str(BENCH / "loadgen"), "idle", "--url", server.url,
-               "--sockets", str(a.sockets), "--users", str(a.users), "--procs", "2",
-               "--max-seconds", str(a.max_seconds)] + (["--no-join"] if a.no_join else [])  # fmt: skip
+        cmd = [
+            sys.executable,
+            str(BENCH / "loadgen"),
+            "idle",
+            "--url",
+            server.url,
+            "--sockets",
+            str(a.sockets),
+            "--users",
+            str(a.users),
+            "--procs",
+            "2",
+            "--max-seconds",
+            str(a.max_seconds),
+            "--hold",
+            str(a.max_seconds),
+        ]
+        cmd += ["--no-join"] if a.no_join else []  # fmt: skip
         log = work / "loadgen.log"
         with open(log, "wb") as sink:
             gen = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
@@ -121,22 +123,19 @@ def main() -> int:
             while "set up" not in log.read_text() and time.monotonic() < deadline:
                 time.sleep(0.5)
             before = probe(worker, work, 0)
-            stable_since, last = time.monotonic(), -1
             while time.monotonic() < deadline:
+                held = [ln for ln in log.read_text().splitlines() if "holding" in ln]
+                if held:
+                    break
                 time.sleep(1)
-                try:
-                    count = open_sockets(server.url)
-                except OSError:  # a traced process answers slowly: ask again
-                    continue
-                if count != last:
-                    stable_since, last = time.monotonic(), count
-                elif count and time.monotonic() - stable_since > 5:
-                    break  # all open, or as many as will open
+            else:
+                raise RuntimeError("the sockets did not open in time")
+            sockets = int(held[0].split("] ")[1].split()[0])
             after = probe(worker, work, 1)
         finally:
             gen.terminate()
             gen.wait(30)
-        report(before, after, last, a.top, not a.no_join)
+        report(before, after, sockets, a.top, not a.no_join)
     return 0
 
 

@@ -127,7 +127,7 @@ async def run_idle(args: argparse.Namespace) -> dict:
     common = {
         "target": args.target, "url": args.url, "join": args.join,
         "concurrency": args.concurrency, "max_seconds": args.max_seconds,
-        "hold_seconds": args.max_seconds + 120,
+        "hold_seconds": args.max_seconds + args.hold + 120,
     }  # fmt: skip
     specs = _specs(tmp, "idle", _chunks(entries, args.procs), "entries", common)
     workers = Workers()
@@ -160,6 +160,8 @@ async def run_idle(args: argparse.Namespace) -> dict:
             }
         if args.probe:
             result["one_more"] = await probe(args.url, entries[0]["token"])
+        _log(f"{connected} connected, {result['joined']} joined; holding {args.hold} s")
+        await asyncio.sleep(args.hold)
         await workers.tell("CLOSE")
     finally:
         await workers.stop()
@@ -187,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     idle.add_argument("--server-pid", type=int, help="read this process's RSS")
     idle.add_argument("--settle", type=float, default=3)
     idle.add_argument("--probe", action="store_true", help="then try one more connection")
+    idle.add_argument("--hold", type=float, default=0, help="seconds to keep them open after")
     for p in (load, idle):
         p.add_argument("--target", choices=sorted(PROTOCOLS), default="chat")
         p.add_argument("--url", required=True, help="the server under load")
