@@ -64,7 +64,9 @@ class LoadWorker:
 
     async def connect_all(self, session: aiohttp.ClientSession) -> None:
         """Connect and join both members of every pair."""
-        sem = asyncio.Semaphore(50)
+        # Few at a time: on a busy machine, 50 at once left some past the server's CONNECT
+        # deadline (SOCKETIO_CONNECT_TIMEOUT, 5 s), and the run failed before it began.
+        sem = asyncio.Semaphore(10)
 
         async def one(idx: int, pair: dict) -> tuple[socketio.AsyncClient, socketio.AsyncClient]:
             async with sem:
