@@ -110,28 +110,36 @@ def table(path: Path) -> str:
         return [r for r in rows if r["server"] == server and r["load"] == load]
 
     def joined(values: list[object]) -> str:
-        return " / ".join(str(v) for v in values) if values else "–"
+        return ", ".join(str(v) for v in values) if values else "–"
 
-    out = ["| server | closed: msg/s | closed: CPU ms/msg | open 600/s: p50 / p99 ms | "
-           "open: CPU ms/msg | open: msg/s | lost, dup, gaps, errors |", "| --- " * 7 + "|"]  # fmt: skip
+    def latency(r: dict) -> str:
+        if r.get("sent") is None:
+            return "run failed"
+        return f"{r['e2e_ms']['p50']} / {r['e2e_ms']['p99']}"
+
+    def acked(r: dict) -> str:
+        return f"{r.get('acked')} / {r.get('sent')}"
+
+    rate = next((r.get("rate") for r in rows if r["load"] == "open" and r.get("rate")), None)
+    out = [f"| server | closed: msg/s | closed: CPU ms/msg | open {rate or ''}/s: p50 / p99 ms | "
+           "open: CPU ms/msg | open: msg/s | open: acked / sent | lost, dup, gaps, errors |",
+           "| --- " * 8 + "|"]  # fmt: skip
     for server in servers_seen:
         closed, opened = runs(server, "closed"), runs(server, "open")
         if not closed and not opened:
             continue
         bad = sum(
-            r.get(k, 0)
+            r.get(k) or 0
             for r in closed + opened
             for k in ("lost", "duplicates", "seq_gaps", "errors")
         )
-        latency = [
-            f"{r['e2e_ms']['p50']} / {r['e2e_ms']['p99']}" for r in opened if r.get("e2e_ms")
-        ]
         out.append(
             f"| {server} | {joined([r.get('msgs_per_s') for r in closed])} "
             f"| {joined([r.get('server_cpu_ms_per_msg') for r in closed])} "
-            f"| {joined(latency)} "
+            f"| {joined([latency(r) for r in opened])} "
             f"| {joined([r.get('server_cpu_ms_per_msg') for r in opened])} "
-            f"| {joined([r.get('msgs_per_s') for r in opened])} | {bad} |"
+            f"| {joined([r.get('msgs_per_s') for r in opened])} "
+            f"| {joined([acked(r) for r in opened])} | {bad} |"
         )
     out += ["", "| server | sockets | connected / joined | connect s | RSS KB per socket | "
             "RSS before → after MB | one more (polling; WebSocket) |", "| --- " * 7 + "|"]  # fmt: skip
