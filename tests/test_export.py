@@ -10,6 +10,7 @@ import unicodedata
 import pytest
 from pypdf import PdfReader
 
+from miaubloom.api.responses import ExportResponse
 from miaubloom.chat import export
 from miaubloom.extensions import db
 
@@ -66,6 +67,7 @@ def test_json_export_is_the_whole_conversation(client, chat):
     )
     assert SECRET.encode() not in r.data
     doc = json.loads(r.data)
+    ExportResponse.model_validate(doc)  # as OpenAPI describes it
     assert doc["conversacion"]["id"] == cid
     assert doc["conversacion"]["psicologo"] == {
         "id": psi.id,
