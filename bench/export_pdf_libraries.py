@@ -56,13 +56,7 @@ def _export(n: int) -> export.Export:
 
 def stream(n: int) -> int:
     """The streaming writer's bytes for n messages (pages go to a sink, as to a socket)."""
-    transcript = export.Transcript(_export(n))
-    original = export.pages
-    export.pages = lambda _export, size=export.PAGE: rows(n)  # type: ignore[assignment]
-    try:
-        return sum(len(chunk) for chunk in transcript.chunks())
-    finally:
-        export.pages = original
+    return sum(len(chunk) for chunk in export.Transcript(_export(n)).chunks(rows(n)))
 
 
 def fpdf2(n: int) -> int:

@@ -188,3 +188,15 @@ def test_an_empty_conversation_exports(client, people):
     assert doc["mensajes"] == [] and doc["conversacion"]["lastSeq"] == 0
     pages, text = pdf_text(client.get(url(cid, "pdf"), headers=pac.headers).data)
     assert len(pages) == 1 and re.search(r"Página 1 de\s*1\b", pages[0]) and "0 mensajes" in text
+
+
+def test_a_closed_conversation_still_exports(client, people):
+    psi, pac, cid = people.pair()
+    people.send(pac, cid, "antes del cambio")
+    released = client.post(
+        "/api/psicologo/liberar-paciente", json={"pacienteId": pac.id}, headers=psi.headers
+    )
+    assert released.status_code == 200
+    for who in (psi, pac):
+        doc = json.loads(client.get(url(cid, "json"), headers=who.headers).data)
+        assert [m["contenido"] for m in doc["mensajes"]] == ["antes del cambio"]

@@ -11,7 +11,7 @@ sent after that are not part of the export.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -266,11 +266,11 @@ class Transcript:
         self.ops: list[bytes] = []
         self.y = self.height - MARGIN
 
-    def chunks(self, size: int = PAGE) -> Iterator[bytes]:
-        """The PDF's bytes, a few pages at a time."""
+    def chunks(self, source: Iterable[list[Row]]) -> Iterator[bytes]:
+        """The PDF of these messages (pages of rows, in seq order), a few pages at a time."""
         yield self.doc.start()
         yield from self._title()
-        for page in pages(self.export, size):
+        for page in source:
             out: list[bytes] = []
             for row in page:
                 out.extend(self._message(row))
@@ -372,4 +372,4 @@ class Transcript:
 
 def pdf_chunks(export: Export, size: int = PAGE) -> Iterator[bytes]:
     """The export as a PDF transcript in Spanish."""
-    return Transcript(export).chunks(size)
+    return Transcript(export).chunks(pages(export, size))
