@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -161,10 +162,15 @@ def test_export_pages_through_the_conversation(app, chat, people):
 
         copy = export.prepare(authenticate(pac.token), cid)
         seen = [[row.seq for row in page] for page in export.pages(copy, size=4)]
+        # A page also stops at PAGE_MAX_BYTES of text (at least one message in it).
+        small = dataclasses.replace(copy, page_bytes=len("más 0".encode()) * 2)
+        budgeted = [[row.seq for row in page] for page in export.pages(small, size=4)]
         paged = json.loads(b"".join(export.json_chunks(copy, size=2)))
         whole = json.loads(b"".join(export.json_chunks(copy, size=500)))
         db.session.remove()
     assert seen == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11]]
+    assert [len(page) for page in budgeted[:5]] == [1, 1, 1, 1, 1]  # the chat's long lines
+    assert budgeted[-1] == [10, 11] and [s for page in budgeted for s in page] == list(range(1, 12))
     assert paged == whole and len(whole["mensajes"]) == 11
 
 

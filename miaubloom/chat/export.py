@@ -1,7 +1,8 @@
 """A member's copy of a conversation (issue 17): JSON or a PDF transcript, streamed.
 
-The messages are read in keyset pages by seq (PAGE at a time), each page on a
-connection borrowed for that page only: between pages the export holds no
+The messages are read in keyset pages by seq (PAGE at a time, fewer when their
+text passes PAGE_MAX_BYTES: sizes are read first, so a page of long messages
+is never fetched whole), each page on a connection borrowed for that page only: between pages the export holds no
 database connection, so a download the client abandons, or one that waits on
 a slow reader, keeps nothing from the pool. Everything the generators need is
 read before the response starts (names, the last seq, the engine); messages
@@ -15,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from flask import current_app
+from sqlalchemy import Engine, LargeBinary, cast, func, select
 
 from ..auth import Caller
 from ..extensions import db
@@ -49,6 +51,7 @@ class Export:
     exportado_por: str
     exportado_at: datetime
     engine: Engine
+    page_bytes: int = 1 << 20  # message text in one page at most (PAGE_MAX_BYTES)
 
     def sender(self, remitente_id: str) -> Member:
         """The member who sent a message."""
@@ -102,6 +105,7 @@ def prepare(caller: Caller, conversacion_id: str) -> Export:
         exportado_por=caller.user_id,
         exportado_at=utcnow(),
         engine=db.engine,
+        page_bytes=current_app.config["PAGE_MAX_BYTES"],
     )
     db.session.rollback()  # end the request's transaction before streaming begins
     return export
@@ -123,20 +127,38 @@ _COLUMNS = (
 )
 
 
+# The UTF-8 bytes of a message's text, computed by the database.
+_TEXT_BYTES = func.length(cast(Mensaje.contenido, LargeBinary))
+
+
+def _within(sizes: list[int], budget: int) -> int:
+    """How many of these messages, in order, fit in budget bytes (at least one)."""
+    total = 0
+    for taken, size in enumerate(sizes):
+        total += size or 0
+        if taken and total > budget:
+            return taken
+    return len(sizes)
+
+
 def pages(export: Export, size: int = PAGE) -> Iterator[list[Row]]:
-    """The messages up to the export's last seq, in seq order, size at a time."""
+    """The messages up to the export's last seq, in seq order, size at a time (or fewer)."""
     after = 0
     while after < export.last_seq:
         with export.engine.connect() as conn:
+            mine = (
+                Mensaje.conversacion_id == export.conversacion_id,
+                Mensaje.seq > after,
+                Mensaje.seq <= export.last_seq,
+            )
+            sizes = conn.execute(
+                select(Mensaje.seq, _TEXT_BYTES).where(*mine).order_by(Mensaje.seq).limit(size)
+            ).all()
+            if not sizes:
+                return
+            last = sizes[_within([n for _, n in sizes], export.page_bytes) - 1].seq
             rows = conn.execute(
-                select(*_COLUMNS)
-                .where(
-                    Mensaje.conversacion_id == export.conversacion_id,
-                    Mensaje.seq > after,
-                    Mensaje.seq <= export.last_seq,
-                )
-                .order_by(Mensaje.seq)
-                .limit(size)
+                select(*_COLUMNS).where(*mine, Mensaje.seq <= last).order_by(Mensaje.seq)
             ).all()
             edited = [r.id for r in rows if r.eliminado_at is None and r.version > 1]
             earlier: dict[str, list[tuple[int, str, datetime | None]]] = {}
