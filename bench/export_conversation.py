@@ -11,7 +11,10 @@ once each per size, reading the body as it streams.
 For each download: time to the first byte, total time, bytes, and the server's
 resident memory (the gunicorn worker, sampled every 20 ms from /proc) before
 and at its peak during the download; the JSON is parsed back and counted, the
-PDF's pages counted. Prints one JSON line; exits non-zero if an export was
+PDF's pages counted. Meanwhile another client asks `GET /api/health` every
+100 ms: its latency shows what the export costs everyone else on that worker
+(one gevent worker runs the export between its database reads and socket
+writes). Prints one JSON line; exits non-zero if an export was
 wrong or incomplete. Talks only to 127.0.0.1; every wait has a timeout.
 """
 
@@ -110,26 +113,48 @@ def _rss_kib(pid: int) -> int:
 
 
 class Sampler:
-    """The worker's RSS every 20 ms in a thread, until stopped."""
+    """The worker's RSS every 20 ms, and /api/health's latency every 100 ms, until stopped."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, url: str) -> None:
         self.pid = pid
+        self.url = url
         self.peak = 0
+        self.health: list[float] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [
+            threading.Thread(target=self._memory, daemon=True),
+            threading.Thread(target=self._latency, daemon=True),
+        ]
 
-    def _run(self) -> None:
+    def _memory(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, _rss_kib(self.pid))
             self._stop.wait(0.02)
 
+    def _latency(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            with urllib.request.urlopen(self.url + "/api/health", timeout=30) as r:
+                r.read()
+            self.health.append(time.perf_counter() - started)
+            self._stop.wait(0.1)
+
+    def health_ms(self) -> dict:
+        """Percentiles of the health checks' latency, in ms."""
+        values = sorted(self.health) or [0.0]
+        pick = lambda p: values[min(len(values) - 1, int(p / 100 * len(values)))]  # noqa: E731
+        return {"count": len(self.health), "p50": round(1000 * pick(50), 1),
+                "p99": round(1000 * pick(99), 1), "max": round(1000 * values[-1], 1)}  # fmt: skip
+
     def __enter__(self) -> Sampler:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        for t in self._threads:
+            t.join(35)
 
 
 def _post(url: str, body: dict, token: str | None = None) -> dict:
@@ -166,7 +191,7 @@ def download(url: str, token: str, cid: str, formato: str, worker: int) -> tuple
     )
     before = _rss_kib(worker)
     parts: list[bytes] = []
-    with Sampler(worker) as sampler:
+    with Sampler(worker, url) as sampler:
         started = time.perf_counter()
         with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
             first = r.read(1)
@@ -185,6 +210,7 @@ def download(url: str, token: str, cid: str, formato: str, worker: int) -> tuple
         "worker_rss_before_mib": round(before / 1024, 1),
         "worker_rss_peak_mib": round(max(sampler.peak, before) / 1024, 1),
         "worker_rss_growth_mib": round((max(sampler.peak, before) - before) / 1024, 1),
+        "health_during_ms": sampler.health_ms(),
     }, body
 
 
