@@ -236,6 +236,9 @@ def measure(url: str, db_url: str, worker: int, rows: int) -> dict:
     fill_s = bulk_fill(db_url, cid, pac_id, rows, text)
     seed_changes(db_url, cid, rows)
     out: dict = {"rows": rows, "fill_seconds": round(fill_s, 1)}
+    with Sampler(worker, url) as idle:
+        time.sleep(3)
+    out["health_idle_ms"] = idle.health_ms()
     for formato in ("json", "pdf"):
         figures, body = download(url, pac_tok, cid, formato, worker)
         figures.update(check(formato, body, rows))
