@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Response, request
 from flask.typing import ResponseReturnValue
 
@@ -30,7 +32,7 @@ def exportar() -> ResponseReturnValue:
     return response
 
 
-def _audited(chunks, formato: str, fields: dict):  # type: ignore[no-untyped-def]
+def _audited(chunks: Iterator[bytes], formato: str, fields: dict[str, str]) -> Iterator[bytes]:
     """The chunks; an export the client abandoned (or that failed) gets its own audit line."""
     finished = False
     try:
