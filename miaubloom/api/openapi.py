@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 from ..chat.schemas import (
     ConversationsQuery,
     EditBody,
+    ExportQuery,
     HistoryQuery,
     LoginIn,
     MarkReadIn,
@@ -52,6 +53,8 @@ class Operation:
     query: type[BaseModel] | None = None
     auth: bool = True
     fails: tuple[int, ...] = field(default=())
+    # Other media types of the success response (a download), described as binary.
+    downloads: tuple[str, ...] = field(default=())
 
 
 OPERATIONS = (
@@ -104,6 +107,9 @@ OPERATIONS = (
     Operation("get", "/api/chat/mensajes/buscar",
               "Messages containing q (case and accents ignored), newest first",
               (200, out.MensajesResponse), query=SearchQuery),
+    Operation("get", "/api/chat/exportar",
+              "The whole conversation as a download (attachment): JSON, or a PDF transcript",
+              (200, out.ExportResponse), query=ExportQuery, downloads=("application/pdf",)),
 )  # fmt: skip
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 
@@ -137,6 +143,19 @@ def _failures(op: Operation) -> dict[int, dict]:
     }
 
 
+def _success(op: Operation, schema_ref: dict) -> dict:
+    content = _json(schema_ref)
+    content.update(
+        {media: {"schema": {"type": "string", "format": "binary"}} for media in op.downloads}
+    )
+    success: dict = {"description": "success", "content": content}
+    if op.downloads:
+        success["headers"] = {
+            "Content-Disposition": {"schema": {"type": "string", "pattern": "^attachment; "}}
+        }
+    return success
+
+
 def _parameters(model: type[BaseModel], schema: dict) -> list[dict]:
     required = set(schema.get("required", []))
     return [
@@ -151,7 +170,7 @@ def _operation(op: Operation, schemas: dict) -> dict:
         "operationId": op.method + op.path.replace("/", "_").replace("-", "_"),
         "summary": op.summary,
         "responses": {
-            str(status): {"description": "success", "content": _json(schemas[model])},
+            str(status): _success(op, schemas[model]),
             **{str(k): v for k, v in _failures(op).items()},
         },
     }

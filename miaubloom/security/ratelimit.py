@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # Routes limited per IP (no user yet) → the config key of their limits.
 IP_LIMITS = {"api.login": "RATELIMIT_LOGIN", "api.register": "RATELIMIT_REGISTER"}
 # Routes limited per user beyond RATELIMIT_HTTP → the config key of their limits.
-USER_LIMITS = {"api.buscar": "RATELIMIT_SEARCH"}
+USER_LIMITS = {"api.buscar": "RATELIMIT_SEARCH", "api.exportar": "RATELIMIT_EXPORT"}
 # Routes that spend the same per-user budget as a socket event, so both transports share it.
 SHARED_WITH_EVENTS = {
     "api.enviar": "chat:send-message",

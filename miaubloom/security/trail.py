@@ -24,7 +24,8 @@ SUCCESSES = {"api.login": "login_success", "api.register": "register", "api.logo
 def http_response(response: Response) -> Response:
     """Audit logins, logouts and every refused API call (after_request hook)."""
     endpoint = request.endpoint or ""
-    body = response.get_json(silent=True) if response.is_json else None
+    # A streamed body (an export) is never read here: it is the download itself.
+    body = response.get_json(silent=True) if response.is_json and not response.is_streamed else None
     body = body if isinstance(body, dict) else {}
     if response.status_code < 400:
         event = SUCCESSES.get(endpoint)
