@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
-from flask import Flask, abort
+from flask import Flask
 from sqlalchemy import event
 
 from config import MESSAGE_MAX_BYTES, Config, default_sqlite_uri
 
-from . import notify, observability, security
-from .chat.presence import Presence, Typing
-from .extensions import db, migrate, socketio
+from . import chat, notify, observability, security, state
+from .extensions import db, migrate
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 DEV_SECRET = "miaubloom-development-secret-not-for-production"
-
-
-@dataclass
-class ChatState:
-    """What the chat keeps in memory for this process."""
-
-    presence: Presence
-    typing: Typing
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -44,25 +33,28 @@ def create_app(config: Config | None = None) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = default_sqlite_uri(app.instance_path)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
 
+    state.init_app(app)
+    # Each init_app below fills its part of the app's AppState (miaubloom/state.py).
+    state.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
-    observability.init_app(app)
-    _init_socketio(app, config)
+    observability.init_app(app)  # metrics, request ids, access log
+    chat.init_app(app)  # Socket.IO, presence, typing, the send writer, the namespace
 
     from .api import bp as api_bp
     from .api import errors
     from .cli import register_cli
     from .web import bp as web_bp
 
-    app.register_blueprint(api_bp)
+    app.register_blueprint(api_bp)  # routes declare their own rate limits
     app.register_blueprint(web_bp)
     errors.register(app)
     register_cli(app)
-    security.init_app(app)
-    notify.init_app(app)
+    security.init_app(app)  # audit, origins, rate limits, sessions, transport guard
+    notify.init_app(app)  # the e-mail notifier
 
     if embedded and not app.testing:
         _upgrade_embedded(app)
@@ -143,47 +135,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def _init_socketio(app: Flask, config: Config) -> None:
-    """Bind Socket.IO with the configured async mode and queue, and add the namespace."""
-    from .chat import service
-    from .chat.cluster import presence_for
-    from .chat.events import ChatNamespace
-    from .chat.group_commit import GroupCommit
-    from .chat.relay import client_manager
-    from .security.origins import socketio_origins
-
-    origins = socketio_origins(app.config["ALLOWED_ORIGINS"])
-    socketio.init_app(
-        app,
-        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        # Chosen here on every init_app: Flask-SocketIO would keep an earlier app's.
-        client_manager=client_manager(
-            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"], app.config
-        ),
-        cors_allowed_origins=origins,
-        max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
-    )
-    # Flask-SocketIO runs every event in a request context built from the
-    # connect request, /socket.io/. With no Flask rule there, each event's URL
-    # match raised NotFound, whose traceback made a reference cycle of ~70
-    # objects per event for the cyclic collector. Engine.IO answers this path
-    # before Flask sees it; the rule only lets the match succeed.
-    app.add_url_rule(
-        "/socket.io/", "socketio", _socketio_path, methods=["GET", "POST"], strict_slashes=False
-    )
-    state = ChatState(presence_for(app), Typing(app.config["TYPING_TIMEOUT"]))
-    app.extensions["miaubloom"] = state
-    # Both transports' sends go through one coordinator per app (group commit).
-    app.extensions["miaubloom.sends"] = GroupCommit(service.store_messages, service.MAX_BATCH)
-    namespace = ChatNamespace("/", state.presence, state.typing)
-    socketio.on_namespace(observability.instrument(app, namespace))
-
-
-def _socketio_path() -> NoReturn:
-    """Engine.IO serves /socket.io/; a request that reaches Flask there is not found."""
-    abort(404)
 
 
 def _upgrade_embedded(app: Flask) -> None:

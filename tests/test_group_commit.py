@@ -16,6 +16,7 @@ from miaubloom.chat.group_commit import GroupCommit
 from miaubloom.errors import Forbidden
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, MensajeBusqueda
+from miaubloom.state import app_state
 from tests.test_send_cost import counted
 
 CALLERS = 12
@@ -135,7 +136,7 @@ def test_a_batch_costs_one_update_select_and_two_inserts_for_all_its_sends(app, 
         outcomes = service.store_messages(batch)
     # The second INSERT: every message's folded text for search, in one statement too.
     assert seen == ["UPDATE", "SELECT", "INSERT", "INSERT"], seen
-    registry = app.extensions["miaubloom_metrics"].registry
+    registry = app_state(app).metrics.registry
     assert registry.get_sample_value("miaubloom_send_batch_size_sum") == len(batch)
     assert registry.get_sample_value("miaubloom_send_batch_size_bucket", {"le": "4.0"}) == 0
     assert [o.mensaje.seq for o in outcomes] == [1, 2, 1, 3, 2]

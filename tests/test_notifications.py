@@ -19,7 +19,8 @@ from config import TestConfig
 from miaubloom import create_app
 from miaubloom.extensions import db, socketio
 from miaubloom.models import utcnow
-from miaubloom.notify import EXTENSION, ledger
+from miaubloom.notify import ledger
+from miaubloom.state import app_state
 
 from .conftest import People
 from .mailbox import Mailbox
@@ -60,7 +61,7 @@ def notifying(app: Flask, database_url: str, mailbox: Mailbox) -> Iterator[Calla
 
     yield make
     for each in made:
-        each.extensions[EXTENSION].stop()
+        app_state(each).notifier.stop()
         with each.app_context():
             db.session.remove()
             db.engine.dispose()
@@ -68,7 +69,7 @@ def notifying(app: Flask, database_url: str, mailbox: Mailbox) -> Iterator[Calla
 
 def outcomes(app: Flask, outcome: str) -> float:
     """How many jobs (or scans) ended with this outcome so far."""
-    registry = app.extensions["miaubloom_metrics"].registry
+    registry = app_state(app).metrics.registry
     return registry.get_sample_value("miaubloom_notifications_total", {"outcome": outcome}) or 0
 
 
@@ -251,7 +252,7 @@ def test_starttls_when_offered_and_login_over_it(app, database_url, tmp_path):
         assert mail.rcpt_tos == [psi.email]
         assert_no_secret(mail)
     finally:
-        secure.extensions[EXTENSION].stop()
+        app_state(secure).notifier.stop()
         box.stop()
         with secure.app_context():
             db.engine.dispose()

@@ -11,22 +11,28 @@ from ..chat import broadcast, wire
 from ..chat.schemas import LoginIn, PacienteIn, RegisterIn
 from ..errors import Unauthenticated
 from ..models import User
+from ..security import ratelimit, trail
 from . import bp
 from .common import body, caller, ok
 
 
 @bp.post("/auth/register")
+@ratelimit.per_ip("RATELIMIT_REGISTER")
 def register() -> ResponseReturnValue:
     """Create an account."""
     p = body(RegisterIn)
-    return ok(201, user=wire.user(accounts.register(p.email, p.password, p.nombreCompleto, p.rol)))
+    user = accounts.register(p.email, p.password, p.nombreCompleto, p.rol)
+    trail.identified(user.id)
+    return ok(201, user=wire.user(user))
 
 
 @bp.post("/auth/login")
+@ratelimit.per_ip("RATELIMIT_LOGIN")
 def login() -> ResponseReturnValue:
     """Check the credentials; answer with the token, also as the auth_token cookie."""
     p = body(LoginIn)
     user = accounts.login(p.email, p.password, p.rol)
+    trail.identified(user.id)
     token = issue_token(user.id, user.rol, user.email, wire.name(user))
     response = jsonify(success=True, token=token, user=_with_profile(user))
     cfg = current_app.config

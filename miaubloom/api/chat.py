@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.typing import ResponseReturnValue
 
 from .. import accounts
@@ -18,12 +17,14 @@ from ..chat.schemas import (
     SendMessageIn,
     parse,
 )
+from ..security import ratelimit
+from ..state import app_state
 from . import bp
 from .common import body, body_with, caller, ok, query
 
 
 def _is_online(user_id: str) -> bool:
-    return current_app.extensions["miaubloom"].presence.is_online(user_id)
+    return app_state().presence.is_online(user_id)
 
 
 @bp.get("/chat/conversaciones")
@@ -56,6 +57,7 @@ def mensajes() -> ResponseReturnValue:
 
 
 @bp.post("/chat/mensajes")
+@ratelimit.spends("RATELIMIT_MESSAGES")
 def enviar() -> ResponseReturnValue:
     """Send a message; it is announced on the sockets exactly as a socket send is."""
     who = caller()
@@ -95,6 +97,7 @@ def contactos() -> ResponseReturnValue:
 
 
 @bp.patch("/chat/mensajes/<mensaje_id>")
+@ratelimit.spends("RATELIMIT_EDITS")
 def editar(mensaje_id: str) -> ResponseReturnValue:
     """Edit one's own message (v1.2); announced as chat:message-edited."""
     who = caller()
@@ -105,6 +108,7 @@ def editar(mensaje_id: str) -> ResponseReturnValue:
 
 
 @bp.delete("/chat/mensajes/<mensaje_id>")
+@ratelimit.spends("RATELIMIT_EDITS")
 def eliminar(mensaje_id: str) -> ResponseReturnValue:
     """Delete one's own message, leaving a tombstone (v1.2); announced as chat:message-deleted."""
     who = caller()
@@ -122,6 +126,7 @@ def versiones(mensaje_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/chat/mensajes/buscar")
+@ratelimit.per_user("RATELIMIT_SEARCH")
 def buscar() -> ResponseReturnValue:
     """Messages of a conversation containing q, newest first, paged with before=."""
     who, q = caller(), query(SearchQuery)

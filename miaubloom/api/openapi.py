@@ -23,6 +23,8 @@ from ..chat.schemas import (
     SearchQuery,
     SendMessageIn,
 )
+from ..security import ratelimit
+from ..state import app_state
 from . import bp
 from . import responses as out
 
@@ -207,9 +209,10 @@ def describe(operations: tuple[Operation, ...] = OPERATIONS) -> dict:
 
 
 @bp.get("/openapi.json")
+@ratelimit.exempt
 def openapi() -> ResponseReturnValue:
     """This API's OpenAPI description."""
-    described = current_app.extensions.get("miaubloom.openapi")
-    if described is None:
-        described = current_app.extensions["miaubloom.openapi"] = describe(routed(current_app))
-    return jsonify(described)
+    state = app_state()
+    if state.openapi is None:
+        state.openapi = describe(routed(current_app))
+    return jsonify(state.openapi)

@@ -38,6 +38,7 @@ from ..models import (
     new_id,
     utcnow,
 )
+from ..state import app_state
 from .folding import fold
 
 CLOSED = "Conversación cerrada"
@@ -226,7 +227,7 @@ def send_message(
     Sends that arrive while another transaction runs are stored together in
     the next one (chat/group_commit.py): each still gets its own outcome.
     """
-    sends = current_app.extensions["miaubloom.sends"]
+    sends = app_state().sends
     return sends.submit(Outgoing(caller, conversacion_id, contenido, client_id))
 
 

@@ -6,9 +6,9 @@ import sys
 
 from flask import Flask
 
-from .jobs import EXTENSION, Notifier
+from .jobs import Notifier
 
-__all__ = ["EXTENSION", "Notifier", "init_app"]
+__all__ = ["Notifier", "init_app"]
 
 
 def init_app(app: Flask) -> Notifier:

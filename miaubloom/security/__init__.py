@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import audit
+from ..state import app_state
 from . import headers, origins, ratelimit, sessions, trail, transport
 
 
@@ -13,9 +14,9 @@ def init_app(app: Flask) -> None:
     """Install every security layer on the app (after its routes are registered)."""
     audit.init_app(app)
     origins.init_app(app)
-    app.extensions[ratelimit.EXTENSION + ".events"] = ratelimit.init_app(app)
-    sessions.init_app(app)
-    transport.init_app(app)
+    ratelimit.init_app(app)
+    app_state(app).sessions = sessions.init_app(app)
+    app_state(app).transport = transport.init_app(app)
     app.after_request(headers.secure)
     app.after_request(trail.http_response)
     hops = app.config["PROXY_HOPS"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, g, request
 
 from .. import audit
-from ..errors import ChatError
+from ..errors import ChatError, error_code
 from .ratelimit import client_ip, signed_user_id
 
 # Failure code → audit event.
@@ -24,18 +24,15 @@ SUCCESSES = {"api.login": "login_success", "api.register": "register", "api.logo
 def http_response(response: Response) -> Response:
     """Audit logins, logouts and every refused API call (after_request hook)."""
     endpoint = request.endpoint or ""
-    body = response.get_json(silent=True) if response.is_json else None
-    body = body if isinstance(body, dict) else {}
     if response.status_code < 400:
         event = SUCCESSES.get(endpoint)
         if event is None:
             return response
-        user = body.get("user") if isinstance(body.get("user"), dict) else {}
-        user_id = user.get("id") or signed_user_id()
+        user_id = g.get("audit_user_id") or signed_user_id()
         code = None
     else:
-        code = body.get("code")
-        event = FAILURES.get(code, "http_error")
+        code = error_code()
+        event = FAILURES.get(code or "", "http_error")
         if endpoint == "api.login" and code == "unauthenticated":
             event = "login_failure"
         user_id = signed_user_id()
@@ -49,6 +46,11 @@ def http_response(response: Response) -> Response:
         code=code,
     )
     return response
+
+
+def identified(user_id: str) -> None:
+    """Name the user a request without a token acted as (login, register), for its audit line."""
+    g.audit_user_id = user_id
 
 
 def socket_connected(user_id: str, sid: str) -> None:

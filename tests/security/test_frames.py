@@ -10,7 +10,7 @@ from socketio import base_server, packet
 from miaubloom.chat.events import ChatNamespace
 from miaubloom.extensions import socketio
 from miaubloom.security import frames
-from miaubloom.security.sessions import EXTENSION as SESSIONS
+from miaubloom.state import app_state
 
 from .conftest import people_of
 
@@ -95,7 +95,7 @@ def test_the_expiry_sweep_checks_sockets_the_namespace_forgot(app):
     try:
         namespace = socketio.server.namespace_handlers["/"]
         sid = next(iter(namespace.callers))
-        sessions = app.extensions[SESSIONS]
+        sessions = app_state(app).sessions
         assert sessions.ended(namespace) == []
         namespace.callers.clear()  # what a client-sent "disconnect" did before frames.py
         assert sessions.ended(namespace) == [sid]
