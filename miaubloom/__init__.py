@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
 
-from config import MESSAGE_MAX_BYTES, Config, default_sqlite_uri
+from config import Config, default_sqlite_uri
 
 from . import chat, notify, observability, security, state
 from .extensions import db, migrate
@@ -20,14 +19,15 @@ DEV_SECRET = "miaubloom-development-secret-not-for-production"
 def create_app(config: Config | None = None) -> Flask:
     """Build the app: config, database, API, Socket.IO namespace and CLI."""
     config = config or Config()
+    config.validate()  # raises ConfigError; wsgi.py (the entry point) exits on it
     app = Flask(__name__, instance_relative_config=True)
     # "//" is not merged into "/": werkzeug would answer it with an HTML redirect, or
     # match /api/chat/mensajes//versiones as a message id "versiones" and answer 405.
     # An empty path segment is simply not found (404, in the one JSON error shape).
     app.url_map.merge_slashes = False
     app.config.from_object(config)
-    _check_secret(app, config)
-    _check_sizes(app)
+    if not app.config["JWT_SECRET"]:  # not production (validate): a local, insecure default
+        app.config["JWT_SECRET"] = DEV_SECRET
     embedded = not app.config["SQLALCHEMY_DATABASE_URI"]
     if embedded:
         app.config["SQLALCHEMY_DATABASE_URI"] = default_sqlite_uri(app.instance_path)
@@ -59,46 +59,6 @@ def create_app(config: Config | None = None) -> Flask:
     if embedded and not app.testing:
         _upgrade_embedded(app)
     return app
-
-
-def _check_secret(app: Flask, config: Config) -> None:
-    """No default secret in production: refuse to start without JWT_SECRET."""
-    if app.config["JWT_SECRET"]:
-        return
-    if config.is_production:
-        sys.stderr.write(
-            "MiauBloom: JWT_SECRET is not set. Set it (the MiauBloom app's secret) or run with "
-            "MIAUBLOOM_ENV=development for a local, insecure default.\n"
-        )
-        raise SystemExit(2)
-    app.config["JWT_SECRET"] = DEV_SECRET
-
-
-def frame_bytes(max_length: int) -> int:
-    """The largest JSON a client may send for one accepted message (docs/PROTOCOL.md, Messages)."""
-    # JSON escapes a byte as at most 6 (a control character as \u00XX) and a code point as
-    # at most 12 (an astral one as two \uXXXX); 4 KiB covers the event's other fields.
-    return min(6 * MESSAGE_MAX_BYTES, 12 * max_length) + 4096
-
-
-def _check_sizes(app: Flask) -> None:
-    """Refuse to start with a frame or body limit that would cut off an accepted message."""
-    max_length = app.config["MAX_MESSAGE_LENGTH"]
-    needed = frame_bytes(max_length)
-    problems = [
-        f"{name} must be at least 1, got {app.config[name]}"
-        for name in ("MAX_MESSAGE_LENGTH", "PAGE_MAX_BYTES", "LEGACY_HISTORY_MAX")
-        if app.config[name] < 1
-    ]
-    problems += [
-        f"{name}={app.config[name]} is below the {needed} bytes a message of "
-        f"MAX_MESSAGE_LENGTH={max_length} may take as JSON; raise it or lower MAX_MESSAGE_LENGTH"
-        for name in ("SOCKETIO_MAX_BUFFER", "MAX_CONTENT_LENGTH")
-        if app.config[name] < needed
-    ]
-    if problems:
-        sys.stderr.write("".join(f"MiauBloom: {p}.\n" for p in problems))
-        raise SystemExit(2)
 
 
 def _engine_options(app: Flask) -> dict:

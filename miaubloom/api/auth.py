@@ -5,13 +5,15 @@ from __future__ import annotations
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from config import is_production
+
 from .. import accounts
 from ..auth import issue_token, revoke
 from ..chat import broadcast, wire
 from ..chat.schemas import LoginIn, PacienteIn, RegisterIn
 from ..errors import Unauthenticated
 from ..models import User
-from ..security import ratelimit, trail
+from ..security import audit, ratelimit
 from . import bp
 from .common import body, caller, ok
 
@@ -22,7 +24,7 @@ def register() -> ResponseReturnValue:
     """Create an account."""
     p = body(RegisterIn)
     user = accounts.register(p.email, p.password, p.nombreCompleto, p.rol)
-    trail.identified(user.id)
+    audit.identified(user.id)
     return ok(201, user=wire.user(user))
 
 
@@ -32,7 +34,7 @@ def login() -> ResponseReturnValue:
     """Check the credentials; answer with the token, also as the auth_token cookie."""
     p = body(LoginIn)
     user = accounts.login(p.email, p.password, p.rol)
-    trail.identified(user.id)
+    audit.identified(user.id)
     token = issue_token(user.id, user.rol, user.email, wire.name(user))
     response = jsonify(success=True, token=token, user=_with_profile(user))
     cfg = current_app.config
@@ -42,7 +44,7 @@ def login() -> ResponseReturnValue:
         max_age=cfg["JWT_TTL_SECONDS"],
         httponly=True,
         samesite="Lax",
-        secure=current_app.config["ENV_NAME"] not in ("development", "testing"),
+        secure=is_production(current_app.config),
     )
     return response
 

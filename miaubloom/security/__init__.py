@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .. import audit
 from ..state import app_state
-from . import headers, origins, ratelimit, sessions, trail, transport
+from . import audit, headers, origins, ratelimit, sessions, transport
 
 
 def init_app(app: Flask) -> None:
@@ -18,7 +17,7 @@ def init_app(app: Flask) -> None:
     app_state(app).sessions = sessions.init_app(app)
     app_state(app).transport = transport.init_app(app)
     app.after_request(headers.secure)
-    app.after_request(trail.http_response)
+    app.after_request(audit.http_response)
     hops = app.config["PROXY_HOPS"]
     if hops:
         # Outermost, so that every per-address limit (HTTP, Socket.IO, transports) and the

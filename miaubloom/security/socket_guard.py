@@ -10,7 +10,7 @@ from ..auth import Caller
 from ..errors import ChatError, RateLimited
 from ..observability import refused
 from ..state import app_state
-from . import trail
+from . import audit
 from .ratelimit import client_ip
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def spend(budget: str | None, caller: Caller) -> None:
 
 def refusal(error: ChatError) -> dict:
     """The connect_error data for a refused socket (audited)."""
-    trail.socket_refused(error)
+    audit.socket_refused(error)
     data = {"message": error.message, "code": error.code}
     if "retryAfter" in error.extra:
         data["retryAfter"] = error.extra["retryAfter"]
@@ -51,14 +51,14 @@ def refusal(error: ChatError) -> dict:
 def connected(namespace: Any, caller: Caller, sid: str) -> None:
     """A socket was accepted: audit it, and make sure expiry and logout can end it."""
     app_state().sessions.start(namespace)
-    trail.socket_connected(caller.user_id, sid)
+    audit.socket_connected(caller.user_id, sid)
 
 
 def disconnected(caller: Caller | None, sid: str) -> None:
     """A socket went away."""
-    trail.socket_disconnected(caller.user_id if caller else None, sid)
+    audit.socket_disconnected(caller.user_id if caller else None, sid)
 
 
 def failed(event: str, error: ChatError, caller: Caller | None, sid: str) -> None:
     """A socket event was refused."""
-    trail.socket_failed(event, error, caller.user_id if caller else None, sid)
+    audit.socket_failed(event, error, caller.user_id if caller else None, sid)

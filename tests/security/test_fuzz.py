@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miaubloom import audit
 from miaubloom.api.openapi import routed
 from miaubloom.extensions import db
 from miaubloom.models import (
@@ -27,6 +26,7 @@ from miaubloom.models import (
     TokenRevocado,
     User,
 )
+from miaubloom.security import audit
 
 from .conftest import people_of, socket
 
