@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from flask_limiter import Limiter
 
     from .chat.group_commit import GroupCommit
-    from .chat.presence import Presence, Typing
-    from .chat.service import Outgoing, Sent
+    from .chat.presence import Presence
+    from .chat.service import Sent
+    from .chat.typing_state import Typing
+    from .chat.writer import Outgoing
     from .notify.jobs import Notifier
     from .observability import Metrics
     from .security.ratelimit import EventLimiter

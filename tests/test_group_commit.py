@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from miaubloom.auth import authenticate
-from miaubloom.chat import service
+from miaubloom.chat import service, writer
 from miaubloom.chat.group_commit import GroupCommit
 from miaubloom.errors import Forbidden
 from miaubloom.extensions import db
@@ -119,7 +119,7 @@ def test_a_failed_batch_fails_its_callers_and_the_next_batch_runs():
 
 def _outgoing(app, person, cid: str, text: str, client_id: str | None = None):
     with app.app_context():
-        return service.Outgoing(authenticate(person.token), cid, text, client_id)
+        return writer.Outgoing(authenticate(person.token), cid, text, client_id)
 
 
 def test_a_batch_costs_one_update_select_and_two_inserts_for_all_its_sends(app, people):
@@ -133,7 +133,7 @@ def test_a_batch_costs_one_update_select_and_two_inserts_for_all_its_sends(app, 
         _outgoing(app, psi2, cid2, "r1"),
     ]
     with app.app_context(), counted() as seen:
-        outcomes = service.store_messages(batch)
+        outcomes = writer.store_messages(batch)
     # The second INSERT: every message's folded text for search, in one statement too.
     assert seen == ["UPDATE", "SELECT", "INSERT", "INSERT"], seen
     registry = app_state(app).metrics.registry
@@ -186,7 +186,7 @@ def test_a_batch_refuses_non_members_and_closed_conversations_and_stores_the_res
         _outgoing(app, pac2, cid2, "suyo"),
     ]
     with app.app_context():
-        outcomes = service.store_messages(batch)
+        outcomes = writer.store_messages(batch)
     refused = {i: (type(o), str(o)) for i, o in enumerate(outcomes) if isinstance(o, Exception)}
     assert refused == {
         1: (Forbidden, service.NOT_MEMBER),
@@ -204,7 +204,7 @@ def test_a_batch_refuses_non_members_and_closed_conversations_and_stores_the_res
 def test_a_batch_with_a_repeated_client_id_stores_each_message_once(app, people):
     _psi, pac, cid = people.pair()
     with app.app_context():
-        (stored,) = service.store_messages([_outgoing(app, pac, cid, "hola", "same")])
+        (stored,) = writer.store_messages([_outgoing(app, pac, cid, "hola", "same")])
     batch = [
         _outgoing(app, pac, cid, "otro", "new-1"),
         _outgoing(app, pac, cid, "hola", "same"),  # a retry of the stored one
@@ -212,7 +212,7 @@ def test_a_batch_with_a_repeated_client_id_stores_each_message_once(app, people)
         _outgoing(app, pac, cid, "y otro", "new-2"),  # the same send twice in one batch
     ]
     with app.app_context():
-        outcomes = service.store_messages(batch)
+        outcomes = writer.store_messages(batch)
     assert [o.created for o in outcomes] == [True, False, True, False]
     assert outcomes[1].mensaje.id == stored.mensaje.id
     assert outcomes[3].mensaje.id == outcomes[2].mensaje.id
@@ -236,7 +236,7 @@ def test_a_deadlocked_batch_is_stored_send_by_send(app, people):
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", deadlock_once)
         try:
-            outcomes = service.store_messages(batch)
+            outcomes = writer.store_messages(batch)
         finally:
             event.remove(db.engine, "before_cursor_execute", deadlock_once)
     assert failed == [2]

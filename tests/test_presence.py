@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from miaubloom import redisconn
-from miaubloom.chat.cluster import presence_for
+from miaubloom.chat.heartbeat import presence_for
 from miaubloom.chat.presence import Presence, RedisPresence
 
 from .cluster import REDIS_URL, forget

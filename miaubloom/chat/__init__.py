@@ -13,12 +13,12 @@ def init_app(app: Flask) -> None:
     """Bind Socket.IO (async mode, queue, origins), keep presence, typing and sends, add the events."""
     from ..security.origins import socketio_origins
     from ..state import app_state
-    from . import service
-    from .cluster import presence_for
+    from . import writer
     from .events import ChatNamespace
     from .group_commit import GroupCommit
-    from .presence import Typing
+    from .heartbeat import presence_for
     from .relay import client_manager
+    from .typing_state import Typing
 
     socketio.init_app(
         app,
@@ -42,7 +42,7 @@ def init_app(app: Flask) -> None:
     state.presence = presence_for(app)
     state.typing = Typing(app.config["TYPING_TIMEOUT"])
     # Both transports' sends go through one coordinator per app (group commit).
-    state.sends = GroupCommit(service.store_messages, service.MAX_BATCH)
+    state.sends = GroupCommit(writer.store_messages, writer.MAX_BATCH)
     socketio.on_namespace(ChatNamespace("/", app))
 
 

@@ -1,4 +1,4 @@
-"""Presence for this deployment: in memory for one process, in Redis when a queue is set."""
+"""Which presence this deployment uses (memory, or Redis with a queue), and the heartbeat keeping a Redis one alive."""
 
 from __future__ import annotations
 
