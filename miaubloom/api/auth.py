@@ -82,7 +82,7 @@ def session_user() -> ResponseReturnValue:
 
 def _with_profile(user: User) -> dict:
     """`user` with the app's perfilCompleto."""
-    return {**wire.user(user), "perfilCompleto": accounts.profile_complete(user)}
+    return wire.user_with_profile(user, accounts.profile_complete(user))
 
 
 @bp.post("/psicologo/asignar-paciente")

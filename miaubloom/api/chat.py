@@ -75,7 +75,7 @@ def leidos() -> ResponseReturnValue:
     p = body(MarkReadIn, who)
     read = service.mark_read(who, p.conversacionId, p.hastaSeq, p.messageId)
     broadcast.messages_read(read, who.user_id)
-    return ok(leidos=read.leidos, hastaSeq=read.hasta_seq, messageId=read.message_id)
+    return ok(**wire.leidos(read))
 
 
 @bp.get("/chat/no-leidos")
@@ -90,8 +90,7 @@ def contactos() -> ResponseReturnValue:
     who = caller()
     opened = {otro: cid for cid, otro in service.member_pairs(who.user_id)}
     rows = [
-        {**wire.user(u), "online": _is_online(u.id), "conversacionId": opened.get(u.id)}
-        for u in accounts.counterparts(who)
+        wire.contacto(u, _is_online(u.id), opened.get(u.id)) for u in accounts.counterparts(who)
     ]
     return ok(contactos=rows, total=len(rows))
 

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ..chat import wire as out
 from ..chat.schemas import (
     ConversationsQuery,
     EditBody,
@@ -26,7 +27,6 @@ from ..chat.schemas import (
 from ..security import ratelimit
 from ..state import app_state
 from . import bp
-from . import responses as out
 
 REF = "#/components/schemas/{model}"
 MESSAGES = {

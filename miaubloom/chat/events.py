@@ -219,7 +219,7 @@ class ChatNamespace(Namespace):
             caller, payload.conversacionId, payload.hastaSeq, payload.messageId
         )
         broadcast.messages_read(read, caller.user_id)
-        return {"leidos": read.leidos, "hastaSeq": read.hasta_seq, "messageId": read.message_id}
+        return wire.leidos(read)
 
     def _sync(self, caller: Caller, data: object) -> dict:
         payload = parse(SyncIn, data)

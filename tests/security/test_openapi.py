@@ -94,3 +94,8 @@ def test_the_live_server_honours_its_description(live_server, live_people):
             case.call_and_validate(checks=CHECKS, headers=auth)
 
         honours()
+
+
+def test_every_description_names_a_route(app):
+    """A described operation the app does not serve fails here instead of vanishing from the spec."""
+    assert routed(app) == OPERATIONS
