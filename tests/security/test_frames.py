@@ -11,8 +11,7 @@ from miaubloom.chat.events import ChatNamespace
 from miaubloom.extensions import socketio
 from miaubloom.security import frames
 from miaubloom.state import app_state
-
-from .conftest import people_of
+from tests.security.conftest import people_of
 
 # Engine.IO frames as a client sends them: "4" (message) + the Socket.IO packet.
 ACCEPTED = [

@@ -27,8 +27,7 @@ from miaubloom.models import (
     User,
 )
 from miaubloom.security import audit
-
-from .conftest import people_of, socket
+from tests.security.conftest import people_of, socket
 
 SOCKET_EXAMPLES = 1000  # x 9 events
 HTTP_EXAMPLES = 240  # x 21 routes

@@ -13,8 +13,7 @@ from config import Config, ConfigError
 from miaubloom import create_app
 from miaubloom.auth import authenticate, revoke
 from miaubloom.extensions import socketio
-
-from .conftest import errors_of, people_of, row_counts, socket
+from tests.security.conftest import errors_of, people_of, row_counts, socket
 
 UUID0 = "00000000-0000-4000-8000-000000000000"
 

@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from miaubloom.api.openapi import OPERATIONS, openapi_path, routed
-
-from .conftest import people_of
+from tests.security.conftest import people_of
 
 EXAMPLES = 25
 CHECKS = [

@@ -16,8 +16,7 @@ from miaubloom.models import (
     MensajeRetenido,
     MensajeVersion,
 )
-
-from .conftest import events, joined
+from tests.conftest import events, joined
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 

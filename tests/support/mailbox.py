@@ -17,7 +17,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from .live import free_port
+from tests.support.live import free_port
 
 USER, PASSWORD = "avisos", "clave-smtp"
 

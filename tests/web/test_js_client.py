@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, People
-from .live import RemoteClient
+from tests.conftest import PASSWORD, People
+from tests.support.live import RemoteClient
 
 pytestmark = pytest.mark.server
 
-JS = Path(__file__).resolve().parent / "js"
+JS = Path(__file__).resolve().parents[1] / "js"
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, PerfilPaciente, PerfilPsicologo, new_id
-
-from .conftest import PASSWORD, events, joined
+from tests.conftest import PASSWORD, events, joined
 
 
 def listing(client, who, query: str = "") -> list[dict]:

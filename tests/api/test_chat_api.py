@@ -384,7 +384,7 @@ def test_health_is_503_when_the_database_does_not_answer(tmp_path):
     from miaubloom import create_app
 
     # A database URL nothing answers on: a closed loopback port.
-    from .live import free_port
+    from tests.support.live import free_port
 
     app = create_app(TestConfig(f"mysql+pymysql://root@127.0.0.1:{free_port()}/nada"))
     r = app.test_client().get("/api/health")

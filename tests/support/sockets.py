@@ -18,7 +18,7 @@ class LiveSocket:
     """A real Socket.IO client over a real WebSocket, recording what it receives.
 
     Events are kept twice: `received`, the whole history (wait_for, messages), and
-    `events`, a queue for consumers that take them one by one (realtime.wait_for_event).
+    `events`, a queue for consumers that take them one by one (next_event, drain).
     """
 
     def __init__(self, url: str | None, token: str | None = None, **connect: Any) -> None:
@@ -67,6 +67,33 @@ class LiveSocket:
                 if left <= 0:
                     raise TimeoutError(f"no {event} within {timeout}s; got {self.names()}")
                 self._cond.wait(left)
+
+    def next_event(
+        self, name: str, timeout: float = 5, match: Callable[[Any], bool] = lambda _: True
+    ) -> Any:
+        """The next queued `name` payload that matches, consuming others; fail after timeout."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event, data = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            if event == name and match(data):
+                return data
+        raise AssertionError(f"no {name} within {timeout}s")
+
+    def drain(self, name: str, quiet: float = 0.5, limit: float = 10) -> list[Any]:
+        """Every queued `name` payload until none arrives for `quiet` seconds (at most `limit`)."""
+        got: list[Any] = []
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                event, data = self.events.get(timeout=quiet)
+            except queue.Empty:
+                break
+            if event == name:
+                got.append(data)
+        return got
 
     def names(self) -> list[str]:
         """The names of the events received so far."""

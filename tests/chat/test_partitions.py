@@ -17,11 +17,12 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from .cluster import REDIS_URL, redis_up, start_cluster
-from .conftest import PASSWORD, on_mysql
-from .live import free_port
-from .realtime import Peer, full_log, people_at, wait_for_event
-from .tcpproxy import TcpProxy
+from tests.conftest import PASSWORD, on_mysql
+from tests.support.cluster import REDIS_URL, redis_up, start_cluster
+from tests.support.live import free_port
+from tests.support.realtime import full_log, people_at
+from tests.support.sockets import LiveSocket
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.server
 
@@ -64,11 +65,11 @@ def test_a_silent_redis_holds_up_no_call_and_the_cluster_heals(start_server, que
         a, b = start_cluster(start_server, env)
         psi, pac, cid = people_at(a.url).pair()
         body = {"conversacionId": cid, "contenido": "hola"}
-        with Peer(a.url, pac.token) as sender, Peer(b.url, psi.token) as reader:
+        with LiveSocket(a.url, pac.token) as sender, LiveSocket(b.url, psi.token) as reader:
             for peer in (sender, reader):
                 assert peer.call("chat:join-room", {"conversacionId": cid})["success"]
             assert sender.call("chat:send-message", body)["success"]
-            wait_for_event(reader, "chat:message-received")  # crossed through Redis
+            reader.next_event("chat:message-received")  # crossed through Redis
 
             proxy.blackhole()
             login = {"email": pac.email, "password": PASSWORD}
@@ -101,7 +102,7 @@ def test_a_silent_redis_holds_up_no_call_and_the_cluster_heals(start_server, que
             )
             assert r.status_code == 200 and took < REDIS_SILENT_BUDGET
             token = r.json()["token"]  # a session to end below
-            with Peer(a.url, token) as late:  # a new socket connects, joins and is answered
+            with LiveSocket(a.url, token) as late:  # a new socket connects, joins and is answered
                 joined, took = timed(lambda: late.call("chat:join-room", {"conversacionId": cid}))
                 assert joined["success"] and took < REDIS_SILENT_BUDGET
             # Health stays 200 (the database answers) and says Redis does not.
@@ -130,8 +131,7 @@ def test_a_silent_redis_holds_up_no_call_and_the_cluster_heals(start_server, que
             def crossed() -> bool:
                 sender.call("chat:send-message", {**body, "contenido": "de vuelta"})
                 try:
-                    wait_for_event(
-                        reader,
+                    reader.next_event(
                         "chat:message-received",
                         timeout=1,
                         match=lambda p: p["mensaje"]["contenido"] == "de vuelta",
@@ -143,7 +143,7 @@ def test_a_silent_redis_holds_up_no_call_and_the_cluster_heals(start_server, que
             eventually("cross-process delivery", crossed, timeout=20)
             # ... and so do logouts (the expiry sweep runs only every 60 s here).
             login_b = requests.post(a.url + "/api/auth/login", json=login, timeout=10).json()
-            with Peer(b.url, login_b["token"]) as on_b:
+            with LiveSocket(b.url, login_b["token"]) as on_b:
                 requests.post(
                     a.url + "/api/auth/logout",
                     headers={"Authorization": f"Bearer {login_b['token']}"},
@@ -166,7 +166,7 @@ def test_a_silent_database_answers_unavailable_within_seconds(start_server, data
     try:
         psi, pac, cid = people_at(server.url).pair()
         body = {"conversacionId": cid, "contenido": "hola"}
-        with Peer(server.url, pac.token) as sender:
+        with LiveSocket(server.url, pac.token) as sender:
             assert sender.call("chat:join-room", {"conversacionId": cid})["success"]
             proxy.blackhole()
             # A pooled connection's ping, then a new connection's handshake: two deadlines.

@@ -17,7 +17,7 @@ from miaubloom.errors import Forbidden
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, MensajeBusqueda
 from miaubloom.state import app_state
-from tests.test_send_cost import counted
+from tests.chat.test_send_cost import counted
 
 CALLERS = 12
 

@@ -10,15 +10,16 @@ import time
 import pytest
 import requests
 
-from .cluster import start_cluster
-from .conftest import on_mysql
-from .live import ROOT, SECRET
-from .realtime import Peer, drain, people_at, wait_for_event
+from tests.conftest import on_mysql
+from tests.support.cluster import start_cluster
+from tests.support.live import ROOT, SECRET
+from tests.support.realtime import people_at
+from tests.support.sockets import LiveSocket
 
 pytestmark = pytest.mark.server
 
 
-def joined(peer: Peer, cid: str) -> dict:
+def joined(peer: LiveSocket, cid: str) -> dict:
     ack = peer.call("chat:join-room", {"conversacionId": cid})
     assert ack["success"], ack
     return ack
@@ -42,14 +43,14 @@ def test_messages_and_typing_cross_processes(start_server, queue_env, how, async
     env = queue_env(TYPING_TIMEOUT="1")
     a, b = start_cluster(start_server, env, how=how, async_mode=async_mode)
     psi, pac, cid = people_at(a.url).pair()
-    with Peer(a.url, pac.token) as on_a, Peer(b.url, psi.token) as on_b:
+    with LiveSocket(a.url, pac.token) as on_a, LiveSocket(b.url, psi.token) as on_b:
         joined(on_a, cid), joined(on_b, cid)
         # A socket send on A reaches B.
         ack = on_a.call("chat:send-message", {"conversacionId": cid, "contenido": "desde A"})
         assert ack["success"], ack
-        got = wait_for_event(on_b, "chat:message-received")
+        got = on_b.next_event("chat:message-received")
         assert got["mensaje"]["id"] == ack["mensaje"]["id"]
-        updated = wait_for_event(on_b, "chat:conversation-updated")
+        updated = on_b.next_event("chat:conversation-updated")
         assert updated["mensajesNoLeidos"] == 1
         # An HTTP send to B reaches A.
         r = requests.post(
@@ -59,15 +60,13 @@ def test_messages_and_typing_cross_processes(start_server, queue_env, how, async
             timeout=5,
         )
         assert r.status_code == 201
-        got = wait_for_event(
-            on_a, "chat:message-received", match=lambda p: p["mensaje"]["seq"] == 2
-        )
+        got = on_a.next_event("chat:message-received", match=lambda p: p["mensaje"]["seq"] == 2)
         assert got["mensaje"]["contenido"] == "desde B por HTTP"
         # Typing on A shows on B, and A's expiry (TYPING_TIMEOUT) ends it there too.
         assert on_a.call("chat:typing", {"conversacionId": cid})["success"]
         started = time.monotonic()
-        wait_for_event(on_b, "chat:user-typing")
-        stopped = wait_for_event(on_b, "chat:user-stop-typing", timeout=5)
+        on_b.next_event("chat:user-typing")
+        stopped = on_b.next_event("chat:user-stop-typing", timeout=5)
         assert stopped == {"userId": pac.id, "conversacionId": cid}
         assert time.monotonic() - started >= 0.9
 
@@ -76,26 +75,26 @@ def test_presence_across_processes_two_tabs_and_a_killed_process(start_server, q
     a, b = start_cluster(start_server, queue_env(PRESENCE_TTL="2"))
     psi, pac, cid = people_at(a.url).pair()
     is_pac = lambda p: p["userId"] == pac.id  # noqa: E731
-    with Peer(a.url, psi.token) as watcher:
+    with LiveSocket(a.url, psi.token) as watcher:
         joined(watcher, cid)
-        tab1 = Peer(a.url, pac.token)
-        assert wait_for_event(watcher, "chat:presence", match=is_pac)["online"] is True
-        tab2 = Peer(b.url, pac.token)
+        tab1 = LiveSocket(a.url, pac.token)
+        assert watcher.next_event("chat:presence", match=is_pac)["online"] is True
+        tab2 = LiveSocket(b.url, pac.token)
         tab1.close()
         assert joined(watcher, cid)["online"] is True  # asked on A, the tab left is on B
-        assert not [p for p in drain(watcher, "chat:presence", quiet=1) if is_pac(p)], (
+        assert not [p for p in watcher.drain("chat:presence", quiet=1) if is_pac(p)], (
             "a second tab connecting or the first closing must not change presence"
         )
         tab2.close()
-        assert wait_for_event(watcher, "chat:presence", match=is_pac)["online"] is False
+        assert watcher.next_event("chat:presence", match=is_pac)["online"] is False
         assert joined(watcher, cid)["online"] is False
 
         # A process killed without cleaning up: its heartbeat key expires after
         # PRESENCE_TTL, A's next beat reaps B, and its users go offline.
-        with Peer(b.url, pac.token):
-            assert wait_for_event(watcher, "chat:presence", match=is_pac)["online"] is True
+        with LiveSocket(b.url, pac.token):
+            assert watcher.next_event("chat:presence", match=is_pac)["online"] is True
             b.kill()
-            went = wait_for_event(watcher, "chat:presence", timeout=8, match=is_pac)
+            went = watcher.next_event("chat:presence", timeout=8, match=is_pac)
             assert went["online"] is False
             assert joined(watcher, cid)["online"] is False
 
@@ -104,7 +103,7 @@ def test_cli_send_message_reaches_sockets_through_the_queue(start_server, queue_
     env = queue_env()
     (a,) = start_cluster(start_server, env, n=1)
     psi, pac, cid = people_at(a.url).pair()
-    with Peer(a.url, psi.token) as reader:
+    with LiveSocket(a.url, psi.token) as reader:
         joined(reader, cid)
         cli_env = {
             **os.environ,
@@ -134,7 +133,7 @@ def test_cli_send_message_reaches_sockets_through_the_queue(start_server, queue_
             timeout=60,
         )
         assert done.returncode == 0, done.stderr.decode()
-        got = wait_for_event(reader, "chat:message-received", timeout=5)
+        got = reader.next_event("chat:message-received", timeout=5)
         assert got["mensaje"]["contenido"] == "enviado desde la consola"
         assert got["mensaje"]["conversacionId"] == cid
 
@@ -142,7 +141,7 @@ def test_cli_send_message_reaches_sockets_through_the_queue(start_server, queue_
 def test_logout_on_one_process_disconnects_the_token_sockets_on_all(start_server, queue_env):
     a, b = start_cluster(start_server, queue_env())
     _, pac, _ = people_at(a.url).pair()
-    on_a, on_b = Peer(a.url, pac.token), Peer(b.url, pac.token)
+    on_a, on_b = LiveSocket(a.url, pac.token), LiveSocket(b.url, pac.token)
     try:
         r = requests.post(a.url + "/api/auth/logout", headers=pac.headers, timeout=5)
         assert r.status_code == 200
@@ -159,20 +158,20 @@ def test_logout_on_one_process_disconnects_the_token_sockets_on_all(start_server
 def test_edits_and_deletions_cross_processes(start_server, queue_env):
     a, b = start_cluster(start_server, queue_env())
     psi, pac, cid = people_at(a.url).pair()
-    with Peer(a.url, pac.token) as on_a, Peer(b.url, psi.token) as on_b:
+    with LiveSocket(a.url, pac.token) as on_a, LiveSocket(b.url, psi.token) as on_b:
         joined(on_a, cid), joined(on_b, cid)
         sent = on_a.call("chat:send-message", {"conversacionId": cid, "contenido": "borrador"})
-        wait_for_event(on_b, "chat:message-received")
+        on_b.next_event("chat:message-received")
         # A socket edit on A reaches B, with the list update (it is the last message).
         ack = on_a.call(
             "chat:edit-message",
             {"messageId": sent["mensaje"]["id"], "contenido": "definitivo", "version": 1},
         )
         assert ack["success"] and ack["mensaje"]["version"] == 2, ack
-        edited = wait_for_event(on_b, "chat:message-edited")
+        edited = on_b.next_event("chat:message-edited")
         assert edited == {"mensaje": ack["mensaje"]}
-        updated = wait_for_event(
-            on_b, "chat:conversation-updated", match=lambda p: p["ultimoMensaje"]["editadoAt"]
+        updated = on_b.next_event(
+            "chat:conversation-updated", match=lambda p: p["ultimoMensaje"]["editadoAt"]
         )
         assert updated["ultimoMensaje"]["contenido"] == "definitivo"
         # An HTTP deletion on B reaches A.
@@ -180,5 +179,5 @@ def test_edits_and_deletions_cross_processes(start_server, queue_env):
             b.url + f"/api/chat/mensajes/{sent['mensaje']['id']}", headers=pac.headers, timeout=5
         )
         assert r.status_code == 200 and r.json()["mensaje"]["eliminado"] is True
-        deleted = wait_for_event(on_a, "chat:message-deleted")
+        deleted = on_a.next_event("chat:message-deleted")
         assert deleted == {"conversacionId": cid, "messageId": sent["mensaje"]["id"], "seq": 1}

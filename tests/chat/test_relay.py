@@ -14,9 +14,8 @@ from config import TestConfig
 from miaubloom import create_app
 from miaubloom.chat.relay import PipelinedRedisManager
 from miaubloom.extensions import socketio as app_socketio
-
-from .cluster import REDIS_URL
-from .live import free_port
+from tests.support.cluster import REDIS_URL
+from tests.support.live import free_port
 
 
 def emit(n: int) -> dict:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from .browser import Page
-from .conftest import PASSWORD
-from .live import METRICS_TOKEN
-from .mailbox import Mailbox
-from .realtime import people_at
-from .test_browser_chat import assert_clean, browsers, logged_in  # noqa: F401  (a fixture)
+from tests.conftest import PASSWORD
+from tests.support.browser import Page
+from tests.support.live import METRICS_TOKEN
+from tests.support.mailbox import Mailbox
+from tests.support.realtime import people_at
+from tests.web.test_browser_chat import assert_clean, browsers, logged_in  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

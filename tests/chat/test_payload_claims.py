@@ -12,9 +12,8 @@ import inspect
 import pytest
 
 from miaubloom.chat.events import ChatNamespace
-
-from .conftest import PASSWORD, events, joined
-from .security.conftest import row_counts
+from tests.conftest import PASSWORD, events, joined
+from tests.security.conftest import row_counts
 
 # Routes with no caller to compare a claim with.
 NO_CALLER = {

@@ -12,9 +12,8 @@ import redis
 from miaubloom import redisconn
 from miaubloom.chat.heartbeat import presence_for
 from miaubloom.chat.presence import Presence, RedisPresence
-
-from .cluster import REDIS_URL, forget
-from .live import free_port
+from tests.support.cluster import REDIS_URL, forget
+from tests.support.live import free_port
 
 
 def test_no_queue_means_memory_presence(app):

@@ -12,10 +12,11 @@ import requests
 import socketio
 from sqlalchemy.engine import make_url
 
-from .cluster import OwnRedis, start_cluster
-from .conftest import on_mysql
-from .realtime import Peer, full_log, people_at, wait_for_event
-from .tcpproxy import TcpProxy
+from tests.conftest import on_mysql
+from tests.support.cluster import OwnRedis, start_cluster
+from tests.support.realtime import full_log, people_at
+from tests.support.sockets import LiveSocket
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.server
 
@@ -44,9 +45,9 @@ class RetryingSender:
         self.acked: dict[str, dict] = {}
         self.codes: list[str] = []
         self.retries = 0
-        self.peer: Peer | None = None
+        self.peer: LiveSocket | None = None
 
-    def _connected(self) -> Peer:
+    def _connected(self) -> LiveSocket:
         if self.peer is None or not self.peer.client.connected:
             if self.peer is not None:
                 self.peer.close()
@@ -55,7 +56,7 @@ class RetryingSender:
                 if not _listening(url):
                     continue  # a dead server: websocket-client would leak the refused socket
                 try:
-                    self.peer = Peer(url, self.token)
+                    self.peer = LiveSocket(url, self.token)
                     break
                 except CLIENT_FAILURES:
                     continue
@@ -102,11 +103,11 @@ class CatchingUpReader:
         self.token, self.cid = token, cid
         self.view: dict[int, dict] = {}
         self.live_ids: list[str] = []
-        self.peer: Peer | None = None
+        self.peer: LiveSocket | None = None
 
     def connect(self, url: str) -> None:
         """(Re)connect, join, then catch up from the highest seq held."""
-        self.peer = Peer(url, self.token)
+        self.peer = LiveSocket(url, self.token)
         assert self.peer.call("chat:join-room", {"conversacionId": self.cid})["success"]
         for _ in range(50):  # pages of 200, bounded
             after = max(self.view, default=0)
@@ -250,7 +251,7 @@ def test_database_blink_fails_cleanly_and_recovers_without_restart(start_server,
     )
     assert len({m["clientId"] for m in messages}) == 2 * count
     # The counters moved with the rows, never without them: nothing half-written.
-    with Peer(server.url, psi.token) as peer:
+    with LiveSocket(server.url, psi.token) as peer:
         assert peer.call("chat:join-room", {"conversacionId": cid})["lastSeq"] == 2 * count
     unread = requests.get(server.url + "/api/chat/no-leidos", headers=psi.headers, timeout=5)
     assert unread.json()["totalMensajesNoLeidos"] == count
@@ -263,11 +264,11 @@ def test_redis_restart_resumes_cross_process_delivery(start_server, queue_env, t
     try:
         a, b = start_cluster(start_server, queue_env(own.url, PRESENCE_TTL="3"))
         psi, pac, cid = people_at(a.url).pair()
-        with Peer(a.url, pac.token) as sender, Peer(b.url, psi.token) as reader:
+        with LiveSocket(a.url, pac.token) as sender, LiveSocket(b.url, psi.token) as reader:
             for peer in (sender, reader):
                 assert peer.call("chat:join-room", {"conversacionId": cid})["success"]
             ack = sender.call("chat:send-message", {"conversacionId": cid, "contenido": "antes"})
-            wait_for_event(reader, "chat:message-received")
+            reader.next_event("chat:message-received")
             own.stop()
             time.sleep(1)
             own.start()  # empty: no channel subscribers, no presence keys
@@ -279,8 +280,7 @@ def test_redis_restart_resumes_cross_process_delivery(start_server, queue_env, t
                 ack = sender.call("chat:send-message", body, timeout=10)
                 assert ack["success"], ack
                 try:
-                    delivered = wait_for_event(
-                        reader,
+                    delivered = reader.next_event(
                         "chat:message-received",
                         timeout=1,
                         match=lambda p: p["mensaje"]["seq"] > 1,

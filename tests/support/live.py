@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 # /metrics answers only this bearer token (it is off without one).
 METRICS_TOKEN = "token-de-metricas-para-las-pruebas"

@@ -12,7 +12,7 @@ import contextlib
 import socket
 import threading
 
-from .live import free_port
+from tests.support.live import free_port
 
 
 class _Link:

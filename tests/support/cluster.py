@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from .live import LiveServer, free_port
+from tests.support.live import LiveServer, free_port
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

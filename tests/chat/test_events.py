@@ -8,8 +8,7 @@ import pytest
 
 from miaubloom.extensions import db
 from miaubloom.models import Mensaje
-
-from .conftest import events, joined
+from tests.conftest import events, joined
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 

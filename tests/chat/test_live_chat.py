@@ -7,7 +7,7 @@ import time
 import pytest
 import socketio
 
-from .sockets import LiveSocket
+from tests.support.sockets import LiveSocket
 
 pytestmark = pytest.mark.server
 
@@ -101,8 +101,8 @@ def quick_typing(start_server):
 
 
 def test_typing_expires_on_the_server(quick_typing, app):
-    from .conftest import People
-    from .live import RemoteClient
+    from tests.conftest import People
+    from tests.support.live import RemoteClient
 
     remote = RemoteClient(quick_typing.url)
     psi, pac, cid = People(remote).pair()

@@ -9,8 +9,7 @@ import jwt
 
 from miaubloom.extensions import db
 from miaubloom.models import User
-
-from .conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 
 def _register(client, **over):

@@ -21,10 +21,9 @@ import sqlalchemy as sa
 
 from miaubloom.extensions import db
 from miaubloom.models import User
-
-from .browser import Page, require_chromium, side_by_side
-from .conftest import PASSWORD, People, Person
-from .live import RemoteClient
+from tests.conftest import PASSWORD, People, Person
+from tests.support.browser import Page, require_chromium, side_by_side
+from tests.support.live import RemoteClient
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

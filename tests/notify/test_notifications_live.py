@@ -15,11 +15,11 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from .cluster import OwnRedis
-from .live import LiveWorker
-from .mailbox import Mailbox
-from .realtime import full_log, people_at
-from .tcpproxy import TcpProxy
+from tests.support.cluster import OwnRedis
+from tests.support.live import LiveWorker
+from tests.support.mailbox import Mailbox
+from tests.support.realtime import full_log, people_at
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.server
 

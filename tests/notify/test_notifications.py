@@ -21,9 +21,8 @@ from miaubloom.extensions import db, socketio
 from miaubloom.models import utcnow
 from miaubloom.notify import ledger
 from miaubloom.state import app_state
-
-from .conftest import People
-from .mailbox import Mailbox
+from tests.conftest import People
+from tests.support.mailbox import Mailbox
 
 AFTER, INTERVAL = 1.0, 3.0
 BASE = "https://chat.example.org"
