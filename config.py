@@ -173,6 +173,7 @@ class Config:
         # Edits and deletions per user (socket and HTTP together), searches per user.
         self.RATELIMIT_EDITS = env("RATELIMIT_EDITS", "30 per minute")
         self.RATELIMIT_SEARCH = env("RATELIMIT_SEARCH", "60 per minute")
+        self.RATELIMIT_EXPORT = env("RATELIMIT_EXPORT", "10 per hour")  # per user
 
         # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is off (404).
         self.METRICS_TOKEN = env("METRICS_TOKEN", "")

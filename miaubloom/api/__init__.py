@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from . import auth, chat, health, notificaciones, openapi  # noqa: E402, F401  (routes register on bp)
+from . import auth, chat, exportar, health, notificaciones, openapi  # noqa: E402, F401  (routes register on bp)

@@ -14,6 +14,7 @@ from ..chat import wire as out
 from ..chat.schemas import (
     ConversationsQuery,
     EditBody,
+    ExportQuery,
     HistoryQuery,
     LoginIn,
     MarkReadIn,
@@ -54,6 +55,8 @@ class Operation:
     query: type[BaseModel] | None = None
     auth: bool = True
     fails: tuple[int, ...] = field(default=())
+    # Other media types of the success response (a download), described as binary.
+    downloads: tuple[str, ...] = field(default=())
 
 
 OPERATIONS = (
@@ -106,6 +109,9 @@ OPERATIONS = (
     Operation("get", "/api/chat/mensajes/buscar",
               "Messages containing q (case and accents ignored), newest first",
               (200, out.MensajesResponse), query=SearchQuery),
+    Operation("get", "/api/chat/exportar",
+              "The whole conversation as a download (attachment): JSON, or a PDF transcript",
+              (200, out.ExportResponse), query=ExportQuery, downloads=("application/pdf",)),
 )  # fmt: skip
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 
@@ -139,6 +145,19 @@ def _failures(op: Operation) -> dict[int, dict]:
     }
 
 
+def _success(op: Operation, schema_ref: dict) -> dict:
+    content = _json(schema_ref)
+    content.update(
+        {media: {"schema": {"type": "string", "format": "binary"}} for media in op.downloads}
+    )
+    success: dict = {"description": "success", "content": content}
+    if op.downloads:
+        success["headers"] = {
+            "Content-Disposition": {"schema": {"type": "string", "pattern": "^attachment; "}}
+        }
+    return success
+
+
 def _parameters(model: type[BaseModel], schema: dict) -> list[dict]:
     required = set(schema.get("required", []))
     return [
@@ -153,7 +172,7 @@ def _operation(op: Operation, schemas: dict) -> dict:
         "operationId": op.method + op.path.replace("/", "_").replace("-", "_"),
         "summary": op.summary,
         "responses": {
-            str(status): {"description": "success", "content": _json(schemas[model])},
+            str(status): _success(op, schemas[model]),
             **{str(k): v for k, v in _failures(op).items()},
         },
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -289,6 +289,13 @@ class SearchQuery(Payload):
     @classmethod
     def _digits(cls, value: Any) -> Any:
         return HistoryQuery._digits(value)
+
+
+class ExportQuery(Payload):
+    """GET /api/chat/exportar query string."""
+
+    conversacionId: Id
+    formato: Literal["json", "pdf"]
 
 
 M = TypeVar("M", bound=Payload)

@@ -341,6 +341,58 @@ class NotificacionesResponse(OkOut):
     disponible: bool = Field(description="this server sends e-mail (SMTP_URL is set)")
 
 
+# -- the conversation export (GET /api/chat/exportar?formato=json) ----------------
+
+
+class MiembroOut(Out):
+    """A member of an exported conversation."""
+
+    id: Uuid
+    nombre: str
+    rol: str
+
+
+class ExportConversacionOut(Out):
+    """The exported conversation."""
+
+    id: Uuid
+    createdAt: Timestamp
+    lastSeq: int = Field(ge=0, description="the export holds the messages up to this seq")
+    psicologo: MiembroOut
+    paciente: MiembroOut
+
+
+class ExportMensajeOut(Out):
+    """An exported message: a tombstone has contenido "" and no versions."""
+
+    id: Uuid
+    seq: int = Field(ge=1)
+    remitente: Literal["paciente", "psicologo"]
+    remitenteId: Uuid
+    remitenteNombre: str
+    contenido: str
+    createdAt: Timestamp
+    clientId: str | None
+    leido: bool
+    leidoAt: Timestamp | None
+    version: int = Field(ge=1)
+    editadoAt: Timestamp | None
+    eliminado: bool
+    eliminadoAt: Timestamp | None
+    versiones: list[VersionOut] = Field(description="oldest first, the current text last")
+
+
+class ExportResponse(Out):
+    """GET /api/chat/exportar?formato=json: a download, not an API answer (no success field)."""
+
+    formato: Literal["miaubloom-chat-export"]
+    version: Literal[1]
+    exportadoAt: Timestamp
+    exportadoPor: Uuid
+    conversacion: ExportConversacionOut
+    mensajes: list[ExportMensajeOut] = Field(description="every message, ascending by seq")
+
+
 # -- socket events only --------------------------------------------------------
 
 

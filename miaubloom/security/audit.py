@@ -18,7 +18,18 @@ from .ratelimit import client_ip, signed_user_id
 log = logging.getLogger("miaubloom.audit")
 
 # Only these fields are ever written: ids, addresses, names of events and codes, no free text.
-FIELDS = ("userId", "ip", "sid", "socketEvent", "method", "path", "status", "code")
+FIELDS = (
+    "userId",
+    "ip",
+    "sid",
+    "socketEvent",
+    "method",
+    "path",
+    "status",
+    "code",
+    "conversacionId",
+    "formato",
+)
 
 
 class JsonLines(logging.Formatter):

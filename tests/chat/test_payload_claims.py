@@ -51,6 +51,7 @@ def _requests(w) -> dict[str, tuple[str, dict | None]]:  # type: ignore[no-untyp
         "api.eliminar": ("", {}),
         "api.versiones": ("", None),
         "api.buscar": (f"conversacionId={cid}&q=hola", None),
+        "api.exportar": (f"conversacionId={cid}&formato=json", None),
     }
 
 

@@ -7,6 +7,7 @@ import { ConversationList } from "./list.js";
 import { ConversationView } from "./conversation.js";
 import { byId, show } from "./dom.js";
 import { SearchPanel } from "./search.js";
+import { DownloadMenu } from "./download.js";
 
 const POLL_MS = 3000;
 const FIRST_POLL_MS = 1500; // a blip usually reconnects before this
@@ -53,6 +54,7 @@ export class ChatSession {
       chat: this,
       list: this.list,
       search,
+      downloads: new DownloadMenu({ menu: byId("download-menu"), pdf: byId("download-pdf"), json: byId("download-json") }),
       nodes: {
         conversation: byId("conversation"),
         empty: byId("no-conversation"),

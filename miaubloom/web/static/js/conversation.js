@@ -20,12 +20,13 @@ const TYPING_SHOWN_MS = 8000;
 const HIGHLIGHT_MS = 6000;
 
 export class ConversationView {
-  constructor({ me, chat, list, nodes, search }) {
+  constructor({ me, chat, list, nodes, search, downloads }) {
     this.me = me;
     this.chat = chat; // .conn (Connection) and .connected
     this.list = list;
     this.n = nodes;
     this.search = search; // SearchPanel, reset with each conversation
+    this.downloads = downloads; // DownloadMenu, pointed at each conversation
     this.fillingGap = null;
     this.highlighted = null;
     this.gapObserver = new IntersectionObserver((seen) => {
@@ -64,6 +65,7 @@ export class ConversationView {
     this.n.list.replaceChildren();
     this.n.historyStatus.textContent = "Cargando…";
     this.search?.reset(row.id);
+    this.downloads?.reset(row.id);
     this.setClosed(Boolean(row.cerrada));
     this.renderPresence();
     show(this.n.empty, false);
@@ -92,6 +94,7 @@ export class ConversationView {
     this.stopOwnTyping();
     this.setOtherTyping(false);
     this.search?.reset(null);
+    this.downloads?.reset(null);
     show(this.n.conversation, false);
     show(this.n.empty, true);
   }
