@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 # What the MiauBloom column `Mensajes.contenido` (MySQL TEXT) holds: the hard limit of docs/PROTOCOL.md, Messages.
 MESSAGE_MAX_BYTES = 65_535
@@ -11,6 +13,24 @@ MESSAGE_MAX_BYTES = 65_535
 # control character written as \u00XX (6 bytes), plus the rest of the event or body
 # (ids, userId, rol, a 64-character clientId escaped, framing).
 MESSAGE_FRAME_BYTES = 6 * MESSAGE_MAX_BYTES + 4096
+# The environments that relax the production rules (secret, Secure cookie, HSTS, origins).
+RELAXED_ENVIRONMENTS = ("development", "testing")
+
+
+class ConfigError(Exception):
+    """Settings the server refuses to start with; the entry points print it and exit 2."""
+
+
+def is_production(config: Mapping[str, Any]) -> bool:
+    """Whether these settings (a Config's or an app's config) are production's: the one test."""
+    return config.get("ENV_NAME") not in RELAXED_ENVIRONMENTS
+
+
+def frame_bytes(max_length: int) -> int:
+    """The largest JSON a client may send for one accepted message (docs/PROTOCOL.md, Messages)."""
+    # JSON escapes a byte as at most 6 (a control character as \u00XX) and a code point as
+    # at most 12 (an astral one as two \uXXXX); 4 KiB covers the event's other fields.
+    return min(6 * MESSAGE_MAX_BYTES, 12 * max_length) + 4096
 
 
 def _int(name: str, default: int) -> int:
@@ -188,7 +208,44 @@ class Config:
     @property
     def is_production(self) -> bool:
         """True unless running in development or testing."""
-        return self.ENV_NAME not in ("development", "testing")
+        return is_production(vars(self))
+
+    def validate(self) -> None:
+        """Raise ConfigError naming every setting the server may not start with."""
+        problems = [
+            f"{name} must be at least 1, got {getattr(self, name)}"
+            for name in ("MAX_MESSAGE_LENGTH", "PAGE_MAX_BYTES", "LEGACY_HISTORY_MAX")
+            if getattr(self, name) < 1
+        ]
+        needed = frame_bytes(self.MAX_MESSAGE_LENGTH)
+        problems += [
+            f"{name}={getattr(self, name)} is below the {needed} bytes a message of "
+            f"MAX_MESSAGE_LENGTH={self.MAX_MESSAGE_LENGTH} may take as JSON; raise it or lower "
+            "MAX_MESSAGE_LENGTH"
+            for name in ("SOCKETIO_MAX_BUFFER", "MAX_CONTENT_LENGTH")
+            if getattr(self, name) < needed
+        ]
+        if self.is_production:
+            problems += self._production_problems()
+        if problems:
+            raise ConfigError("".join(f"MiauBloom: {p}.\n" for p in problems).rstrip("\n"))
+
+    def _production_problems(self) -> list[str]:
+        """What production needs beyond the sizes: a secret, no wildcard origin, a mail link."""
+        problems = []
+        if not self.JWT_SECRET:
+            problems.append(
+                "JWT_SECRET is not set. Set it (the MiauBloom app's secret) or run with "
+                "MIAUBLOOM_ENV=development for a local, insecure default"
+            )
+        if "*" in self.ALLOWED_ORIGINS:
+            problems.append("ALLOWED_ORIGINS may not contain '*' in production")
+        if self.SMTP_URL and not self.PUBLIC_BASE_URL:
+            problems.append(
+                "SMTP_URL is set but PUBLIC_BASE_URL is not: notifications link to the "
+                "chat page at that address. Set it (e.g. https://chat.example.org)"
+            )
+        return problems
 
 
 class TestConfig(Config):

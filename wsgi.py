@@ -38,12 +38,17 @@ elif _patched_by_worker():
         "SOCKETIO_ASYNC_MODE=threading under an async worker: set it to the worker's"
     )
 
+from config import ConfigError  # noqa: E402
 from miaubloom import create_app  # noqa: E402  (after monkey-patching, on purpose)
 from miaubloom.extensions import socketio  # noqa: E402
 from miaubloom.observability import configure_logging  # noqa: E402
 
 configure_logging()
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:
+    sys.stderr.write(f"{exc}\n")
+    raise SystemExit(2) from None
 # The app, its models and the libraries are built once and live for good: out of
 # the collector's sight, a full collection walks only what requests create
 # (100 ms pauses otherwise, the chat's p99).
@@ -54,4 +59,7 @@ if __name__ == "__main__":
     # eventlet's (or gevent's) own server: python wsgi.py
     from miaubloom.serving import run
 
-    run(app, socketio, _MODE)
+    try:
+        run(app, socketio, _MODE)
+    except ConfigError:  # already logged
+        raise SystemExit(1) from None

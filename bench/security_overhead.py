@@ -1,4 +1,4 @@
-"""What the per-event rate limit costs: EventLimiter.check_event per second, memory and Redis.
+"""What the per-event rate limit costs: EventLimiter.spend per second, memory and Redis.
 
 python bench/security_overhead.py [N] [redis://127.0.0.1:6379/0]   Not part of the test run.
 """
@@ -15,21 +15,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from config import TestConfig
 from miaubloom import create_app
-from miaubloom.security.ratelimit import EXTENSION
+from miaubloom.state import app_state
 
 
 def checks_per_second(storage: str, n: int, folder: str) -> float:
-    """check_event calls per second for one user, under a limit it never reaches."""
+    """EventLimiter.spend calls per second for one user, under a limit it never reaches."""
     config = TestConfig(f"sqlite:///{folder}/bench.sqlite3")
     config.RATELIMIT_ENABLED = True
     config.RATELIMIT_MESSAGES = "100000000 per minute"
     config.RATELIMIT_STORAGE_URI = storage
     config.RATELIMIT_KEY_PREFIX = f"bench-{uuid.uuid4().hex[:8]}"
     config.AUDIT_LOG = os.devnull
-    events = create_app(config).extensions[EXTENSION + ".events"]
+    events = app_state(create_app(config)).events
     start = time.perf_counter()
     for _ in range(n):
-        events.check_event("chat:send-message", "user-1")
+        events.spend("RATELIMIT_MESSAGES", "user-1")
     return n / (time.perf_counter() - start)
 
 

@@ -2,111 +2,63 @@
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
-from flask import Flask, abort
+from flask import Flask
 from sqlalchemy import event
 
-from config import MESSAGE_MAX_BYTES, Config, default_sqlite_uri
+from config import Config, default_sqlite_uri
 
-from . import notify, observability, security
-from .chat.presence import Presence, Typing
-from .extensions import db, migrate, socketio
+from . import chat, notify, observability, security, state
+from .extensions import db, migrate
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 DEV_SECRET = "miaubloom-development-secret-not-for-production"
 
 
-@dataclass
-class ChatState:
-    """What the chat keeps in memory for this process."""
-
-    presence: Presence
-    typing: Typing
-
-
 def create_app(config: Config | None = None) -> Flask:
     """Build the app: config, database, API, Socket.IO namespace and CLI."""
     config = config or Config()
+    config.validate()  # raises ConfigError; wsgi.py (the entry point) exits on it
     app = Flask(__name__, instance_relative_config=True)
     # "//" is not merged into "/": werkzeug would answer it with an HTML redirect, or
     # match /api/chat/mensajes//versiones as a message id "versiones" and answer 405.
     # An empty path segment is simply not found (404, in the one JSON error shape).
     app.url_map.merge_slashes = False
     app.config.from_object(config)
-    _check_secret(app, config)
-    _check_sizes(app)
+    if not app.config["JWT_SECRET"]:  # not production (validate): a local, insecure default
+        app.config["JWT_SECRET"] = DEV_SECRET
     embedded = not app.config["SQLALCHEMY_DATABASE_URI"]
     if embedded:
         app.config["SQLALCHEMY_DATABASE_URI"] = default_sqlite_uri(app.instance_path)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
 
+    state.init_app(app)
+    # Each init_app below fills its part of the app's AppState (miaubloom/state.py).
+    state.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
-    observability.init_app(app)
-    _init_socketio(app, config)
+    observability.init_app(app)  # metrics, request ids, access log
+    chat.init_app(app)  # Socket.IO, presence, typing, the send writer, the namespace
 
     from .api import bp as api_bp
     from .api import errors
     from .cli import register_cli
     from .web import bp as web_bp
 
-    app.register_blueprint(api_bp)
+    app.register_blueprint(api_bp)  # routes declare their own rate limits
     app.register_blueprint(web_bp)
     errors.register(app)
     register_cli(app)
-    security.init_app(app)
-    notify.init_app(app)
+    security.init_app(app)  # audit, origins, rate limits, sessions, transport guard
+    notify.init_app(app)  # the e-mail notifier
 
     if embedded and not app.testing:
         _upgrade_embedded(app)
     return app
-
-
-def _check_secret(app: Flask, config: Config) -> None:
-    """No default secret in production: refuse to start without JWT_SECRET."""
-    if app.config["JWT_SECRET"]:
-        return
-    if config.is_production:
-        sys.stderr.write(
-            "MiauBloom: JWT_SECRET is not set. Set it (the MiauBloom app's secret) or run with "
-            "MIAUBLOOM_ENV=development for a local, insecure default.\n"
-        )
-        raise SystemExit(2)
-    app.config["JWT_SECRET"] = DEV_SECRET
-
-
-def frame_bytes(max_length: int) -> int:
-    """The largest JSON a client may send for one accepted message (docs/PROTOCOL.md, Messages)."""
-    # JSON escapes a byte as at most 6 (a control character as \u00XX) and a code point as
-    # at most 12 (an astral one as two \uXXXX); 4 KiB covers the event's other fields.
-    return min(6 * MESSAGE_MAX_BYTES, 12 * max_length) + 4096
-
-
-def _check_sizes(app: Flask) -> None:
-    """Refuse to start with a frame or body limit that would cut off an accepted message."""
-    max_length = app.config["MAX_MESSAGE_LENGTH"]
-    needed = frame_bytes(max_length)
-    problems = [
-        f"{name} must be at least 1, got {app.config[name]}"
-        for name in ("MAX_MESSAGE_LENGTH", "PAGE_MAX_BYTES", "LEGACY_HISTORY_MAX")
-        if app.config[name] < 1
-    ]
-    problems += [
-        f"{name}={app.config[name]} is below the {needed} bytes a message of "
-        f"MAX_MESSAGE_LENGTH={max_length} may take as JSON; raise it or lower MAX_MESSAGE_LENGTH"
-        for name in ("SOCKETIO_MAX_BUFFER", "MAX_CONTENT_LENGTH")
-        if app.config[name] < needed
-    ]
-    if problems:
-        sys.stderr.write("".join(f"MiauBloom: {p}.\n" for p in problems))
-        raise SystemExit(2)
 
 
 def _engine_options(app: Flask) -> dict:
@@ -143,47 +95,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def _init_socketio(app: Flask, config: Config) -> None:
-    """Bind Socket.IO with the configured async mode and queue, and add the namespace."""
-    from .chat import service
-    from .chat.cluster import presence_for
-    from .chat.events import ChatNamespace
-    from .chat.group_commit import GroupCommit
-    from .chat.relay import client_manager
-    from .security.origins import socketio_origins
-
-    origins = socketio_origins(app.config["ALLOWED_ORIGINS"])
-    socketio.init_app(
-        app,
-        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        # Chosen here on every init_app: Flask-SocketIO would keep an earlier app's.
-        client_manager=client_manager(
-            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"], app.config
-        ),
-        cors_allowed_origins=origins,
-        max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
-    )
-    # Flask-SocketIO runs every event in a request context built from the
-    # connect request, /socket.io/. With no Flask rule there, each event's URL
-    # match raised NotFound, whose traceback made a reference cycle of ~70
-    # objects per event for the cyclic collector. Engine.IO answers this path
-    # before Flask sees it; the rule only lets the match succeed.
-    app.add_url_rule(
-        "/socket.io/", "socketio", _socketio_path, methods=["GET", "POST"], strict_slashes=False
-    )
-    state = ChatState(presence_for(app), Typing(app.config["TYPING_TIMEOUT"]))
-    app.extensions["miaubloom"] = state
-    # Both transports' sends go through one coordinator per app (group commit).
-    app.extensions["miaubloom.sends"] = GroupCommit(service.store_messages, service.MAX_BATCH)
-    namespace = ChatNamespace("/", state.presence, state.typing)
-    socketio.on_namespace(observability.instrument(app, namespace))
-
-
-def _socketio_path() -> NoReturn:
-    """Engine.IO serves /socket.io/; a request that reaches Flask there is not found."""
-    abort(404)
 
 
 def _upgrade_embedded(app: Flask) -> None:

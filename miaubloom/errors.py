@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import g
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -70,3 +71,14 @@ def as_chat_error(exc: BaseException) -> ChatError:
     if isinstance(exc, DATABASE_DOWN):
         return Unavailable("Base de datos no disponible")
     return Internal()
+
+
+def answered_with(code: str) -> None:
+    """Record the code this request or event fails with: logging, metrics and audit read it."""
+    g.error_code = code
+
+
+def error_code() -> str | None:
+    """The code this request or event failed with (answered_with), if it failed."""
+    code: str | None = g.get("error_code")
+    return code

@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, Response, abort, current_app, g, has_request_context, jsonify, request
 from prometheus_client import (
@@ -27,12 +26,11 @@ from prometheus_client import (
 )
 from pythonjsonlogger.json import JsonFormatter
 
-from .errors import Unauthenticated
+from .errors import Unauthenticated, answered_with, error_code
 from .extensions import db
+from .state import app_state
 
 log = logging.getLogger("miaubloom.access")
-# Where security/transport.py keeps its guard on the app (read here at scrape time).
-TRANSPORT = "miaubloom.transport"
 
 SEND_EVENT = "chat:send-message"
 SEND_ENDPOINT = "api.enviar"
@@ -90,18 +88,17 @@ class Metrics:
 
 def _metrics(app: Flask) -> Metrics:
     registry = CollectorRegistry()
-    state = lambda: app.extensions["miaubloom"]  # noqa: E731  (read at scrape time)
+    state = app_state(app)  # its parts are read at scrape time, once installed
     Gauge(
         "miaubloom_connected_sockets",
         "Socket.IO connections to this process",
         registry=registry,
-    ).set_function(lambda: state().presence.counts()[1])
+    ).set_function(lambda: state.presence.counts()[1])
     Gauge(
         "miaubloom_online_users",
         "Users with a socket connected to this process",
         registry=registry,
-    ).set_function(lambda: state().presence.counts()[0])
-    transports = lambda: app.extensions.get(TRANSPORT)  # noqa: E731  (installed later)
+    ).set_function(lambda: state.presence.counts()[0])
     Gauge(
         "miaubloom_socketio_capacity",
         "Socket.IO transports this process admits (SOCKETIO_MAX_SOCKETS); past it, 503",
@@ -111,12 +108,12 @@ def _metrics(app: Flask) -> Metrics:
         "miaubloom_transports_open",
         "Engine.IO transports open in this process, handshaking ones included",
         registry=registry,
-    ).set_function(lambda: transports().open_transports() if transports() else 0)
+    ).set_function(lambda: state.transport.open_transports() if state.transport else 0)
     Gauge(
         "miaubloom_transports_handshaking",
         "Engine.IO transports that have not completed the Socket.IO CONNECT",
         registry=registry,
-    ).set_function(lambda: transports().handshaking() if transports() else 0)
+    ).set_function(lambda: state.transport.handshaking() if state.transport else 0)
     with app.app_context():
         pool = db.engine.pool
     Gauge(
@@ -162,7 +159,7 @@ def _metrics(app: Flask) -> Metrics:
 
 def init_app(app: Flask) -> None:
     """Request ids, access log lines, HTTP metrics and the /metrics route."""
-    app.extensions["miaubloom_metrics"] = _metrics(app)
+    app_state(app).metrics = _metrics(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.add_url_rule("/metrics", "metrics", _serve_metrics)
@@ -175,12 +172,13 @@ def _serve_metrics() -> Response:
         abort(404)
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        refused = jsonify(Unauthenticated("Se necesita el token de métricas").to_dict())
+        error = Unauthenticated("Se necesita el token de métricas")
+        answered_with(error.code)
+        refused = jsonify(error.to_dict())
         refused.status_code = 401
         refused.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return refused
-    metrics: Metrics = current_app.extensions["miaubloom_metrics"]
-    return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(app_state().metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def _start_request() -> None:
@@ -192,49 +190,31 @@ def _start_request() -> None:
 
 def _finish_request(response: Response) -> Response:
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    metrics: Metrics = current_app.extensions["miaubloom_metrics"]
+    metrics = app_state().metrics
+    code = error_code()
     if response.status_code >= 400:
-        body = response.get_json(silent=True) if response.is_json else None
-        code = body.get("code") if isinstance(body, dict) else None
         metrics.errors.labels(code=code or str(response.status_code), transport="http").inc()
     if request.endpoint == SEND_ENDPOINT:
         metrics.send_seconds.labels(transport="http").observe(elapsed)
     response.headers["X-Request-ID"] = g.request_id
-    log.info(
-        "http",
-        extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "ms": round(elapsed * 1000, 2),
-        },
-    )
+    extra: dict[str, object] = {
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "ms": round(elapsed * 1000, 2),
+    }
+    if code:
+        extra["code"] = code
+    log.info("http", extra=extra)
     return response
 
 
-def instrument(app: Flask, namespace: Any) -> Any:
-    """Time, count and log every event of a Socket.IO namespace (wraps its dispatch)."""
-    dispatch = namespace.trigger_event
-
-    def trigger_event(name: str, sid: str, *args: Any) -> Any:
-        started = time.perf_counter()
-        result = None
-        try:
-            result = dispatch(name, sid, *args)
-            return result
-        finally:
-            _observe_socket(app, name, sid, result, time.perf_counter() - started)
-
-    namespace.trigger_event = trigger_event
-    return namespace
-
-
-def _observe_socket(app: Flask, name: str, sid: str, result: Any, elapsed: float) -> None:
-    metrics: Metrics = app.extensions["miaubloom_metrics"]
-    code = None
-    if isinstance(result, dict) and result.get("success") is False:
-        code = result.get("code")
-        metrics.errors.labels(code=code or "internal", transport="socket").inc()
+def socket_event(name: str, sid: str, elapsed: float) -> None:
+    """Count and log one Socket.IO event (ChatNamespace.trigger_event times it)."""
+    metrics = app_state().metrics
+    code = error_code()
+    if code:
+        metrics.errors.labels(code=code, transport="socket").inc()
     if name == SEND_EVENT:
         metrics.send_seconds.labels(transport="socket").observe(elapsed)
     extra = {"event": name, "sid": sid, "ms": round(elapsed * 1000, 2)}
@@ -248,9 +228,7 @@ def _observe_socket(app: Flask, name: str, sid: str, result: Any, elapsed: float
 
 def refused(app: Flask, reason: str) -> None:
     """Count a connection refused or closed by a limit."""
-    metrics = app.extensions.get("miaubloom_metrics")
-    if metrics is not None:
-        metrics.refused.labels(reason=reason).inc()
+    app_state(app).metrics.refused.labels(reason=reason).inc()
 
 
 # -- messages stored ----------------------------------------------------------
@@ -258,16 +236,12 @@ def refused(app: Flask, reason: str) -> None:
 
 def sends_batched(count: int) -> None:
     """Observe how many sends one transaction stored."""
-    metrics = current_app.extensions.get("miaubloom_metrics")
-    if metrics is not None:
-        metrics.send_batch.observe(count)
+    app_state().metrics.send_batch.observe(count)
 
 
 def message_stored() -> None:
     """Count one new message, committed and announced, under its transport."""
     if not has_request_context():
         return  # the CLI: no server here to scrape
-    metrics = current_app.extensions.get("miaubloom_metrics")
-    if metrics is not None:
-        transport = "socket" if getattr(request, "sid", None) else "http"
-        metrics.messages.labels(transport=transport).inc()
+    transport = "socket" if getattr(request, "sid", None) else "http"
+    app_state().metrics.messages.labels(transport=transport).inc()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from typing import Any
 
 from flask import Flask
 
-from config import raise_open_file_limit
+from config import ConfigError, raise_open_file_limit
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +28,12 @@ def listener(host: str, port: int) -> socket.socket:
 
 
 def open_files_for(connections: int) -> None:
-    """Raise the open-file limit for `connections`, logged; exit when it cannot be raised."""
+    """Raise the open-file limit for `connections`, logged; ConfigError when it cannot be raised."""
     try:
         before, after = raise_open_file_limit(connections)
     except RuntimeError as exc:
         log.error("refusing to start: %s", exc)
-        sys.exit(1)
+        raise ConfigError(str(exc)) from None
     log.info("open-file limit %s (was %s) for %s connections", after, before, connections)
 
 

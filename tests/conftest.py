@@ -191,7 +191,7 @@ def joined(sockets, person, cid):
 @pytest.fixture
 def start_server(app: Flask, database_url: str, tmp_path) -> Iterator:
     """Start real servers on this test's database: start_server(how=..., env=...)."""
-    from .live import LiveServer
+    from tests.support.live import LiveServer
 
     servers: list[LiveServer] = []
     numbers = itertools.count()  # servers may boot from several threads at once
@@ -224,7 +224,7 @@ def live_server(start_server):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def live_people(live_server) -> Iterator[People]:  # type: ignore[no-untyped-def]
     """People registered through the live server's HTTP API."""
-    from .live import RemoteClient
+    from tests.support.live import RemoteClient
 
     remote = RemoteClient(live_server.url)
     yield People(remote)  # type: ignore[arg-type]
@@ -237,7 +237,7 @@ def queue_env(start_server) -> Iterator:  # type: ignore[no-untyped-def]
 
     Stops this test's servers before deleting their keys, so no heartbeat writes them again.
     """
-    from .cluster import REDIS_URL, forget, queue_settings
+    from tests.support.cluster import REDIS_URL, forget, queue_settings
 
     made: list[dict[str, str]] = []
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from .live import ROOT
+from tests.support.live import ROOT
 
 
 def _boot(env: dict[str, str], code: str = "import wsgi") -> subprocess.CompletedProcess:

@@ -20,8 +20,7 @@ from miaubloom.auth import Caller
 from miaubloom.chat import revisions, search, service
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, MensajeBusqueda
-
-from .conftest import SERVER_URL, on_mysql
+from tests.conftest import SERVER_URL, on_mysql
 
 # The app's tables as Prisma created them on MySQL (names, types and constraint names of its own).
 PRISMA_DDL = [

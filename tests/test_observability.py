@@ -10,9 +10,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from miaubloom.extensions import socketio
-
-from .live import METRICS_TOKEN
-from .realtime import Peer, full_log, people_at, wait_for_event
+from tests.support.live import METRICS_TOKEN
+from tests.support.realtime import full_log, people_at
+from tests.support.sockets import LiveSocket
 
 
 @pytest.fixture(autouse=True)
@@ -89,11 +89,11 @@ def test_logs_are_json_with_ids_and_never_hold_message_text(start_server):
     server = start_server(how="gunicorn-gevent", async_mode="gevent", env={"LOG_LEVEL": "DEBUG"})
     psi, pac, cid = people_at(server.url).pair()
     secret = f"secreto-{uuid.uuid4().hex}"
-    with Peer(server.url, pac.token) as a, Peer(server.url, psi.token) as b:
+    with LiveSocket(server.url, pac.token) as a, LiveSocket(server.url, psi.token) as b:
         assert a.call("chat:join-room", {"conversacionId": cid})["success"]
         assert b.call("chat:join-room", {"conversacionId": cid})["success"]
         assert a.call("chat:send-message", {"conversacionId": cid, "contenido": secret})["success"]
-        wait_for_event(b, "chat:message-received")
+        b.next_event("chat:message-received")
         # Failures that carry the text must not log it either.
         too_long = {"conversacionId": cid, "contenido": secret * 2000}  # over 65,535 bytes
         assert a.call("chat:send-message", too_long)["code"] == "too_large"

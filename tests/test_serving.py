@@ -12,10 +12,10 @@ import pytest
 import requests
 
 from config import SPARE_FILES
-
-from .conftest import on_mysql
-from .live import ROOT
-from .realtime import Peer, full_log, people_at, wait_for_event
+from tests.conftest import on_mysql
+from tests.support.live import ROOT
+from tests.support.realtime import full_log, people_at
+from tests.support.sockets import LiveSocket
 
 pytestmark = pytest.mark.server
 
@@ -36,13 +36,13 @@ def test_round_trip_over_websocket(start_server, how, async_mode):
     server = start_server(how=how, async_mode=async_mode)
     people = people_at(server.url)
     psi, pac, cid = people.pair()
-    with Peer(server.url, pac.token) as a, Peer(server.url, psi.token) as b:
+    with LiveSocket(server.url, pac.token) as a, LiveSocket(server.url, psi.token) as b:
         assert a.client.transport() == "websocket"
         assert a.call("chat:join-room", {"conversacionId": cid})["success"]
         assert b.call("chat:join-room", {"conversacionId": cid})["success"]
         ack = a.call("chat:send-message", {"conversacionId": cid, "contenido": "hola"})
         assert ack["success"], ack
-        got = wait_for_event(b, "chat:message-received", timeout=5)
+        got = b.next_event("chat:message-received", timeout=5)
         assert got["mensaje"]["id"] == ack["mensaje"]["id"]
     # HTTP on the same port, same process.
     r = requests.get(server.url + "/api/chat/no-leidos", headers=psi.headers, timeout=5)

@@ -5,28 +5,36 @@ from __future__ import annotations
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from config import is_production
+
 from .. import accounts
 from ..auth import issue_token, revoke
 from ..chat import broadcast, wire
 from ..chat.schemas import LoginIn, PacienteIn, RegisterIn
 from ..errors import Unauthenticated
 from ..models import User
+from ..security import audit, ratelimit
 from . import bp
 from .common import body, caller, ok
 
 
 @bp.post("/auth/register")
+@ratelimit.per_ip("RATELIMIT_REGISTER")
 def register() -> ResponseReturnValue:
     """Create an account."""
     p = body(RegisterIn)
-    return ok(201, user=wire.user(accounts.register(p.email, p.password, p.nombreCompleto, p.rol)))
+    user = accounts.register(p.email, p.password, p.nombreCompleto, p.rol)
+    audit.identified(user.id)
+    return ok(201, user=wire.user(user))
 
 
 @bp.post("/auth/login")
+@ratelimit.per_ip("RATELIMIT_LOGIN")
 def login() -> ResponseReturnValue:
     """Check the credentials; answer with the token, also as the auth_token cookie."""
     p = body(LoginIn)
     user = accounts.login(p.email, p.password, p.rol)
+    audit.identified(user.id)
     token = issue_token(user.id, user.rol, user.email, wire.name(user))
     response = jsonify(success=True, token=token, user=_with_profile(user))
     cfg = current_app.config
@@ -36,7 +44,7 @@ def login() -> ResponseReturnValue:
         max_age=cfg["JWT_TTL_SECONDS"],
         httponly=True,
         samesite="Lax",
-        secure=current_app.config["ENV_NAME"] not in ("development", "testing"),
+        secure=is_production(current_app.config),
     )
     return response
 
@@ -74,7 +82,7 @@ def session_user() -> ResponseReturnValue:
 
 def _with_profile(user: User) -> dict:
     """`user` with the app's perfilCompleto."""
-    return {**wire.user(user), "perfilCompleto": accounts.profile_complete(user)}
+    return wire.user_with_profile(user, accounts.profile_complete(user))
 
 
 @bp.post("/psicologo/asignar-paciente")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.typing import ResponseReturnValue
 
 from .. import accounts
@@ -18,12 +17,14 @@ from ..chat.schemas import (
     SendMessageIn,
     parse,
 )
+from ..security import ratelimit
+from ..state import app_state
 from . import bp
 from .common import body, body_with, caller, ok, query
 
 
 def _is_online(user_id: str) -> bool:
-    return current_app.extensions["miaubloom"].presence.is_online(user_id)
+    return app_state().presence.is_online(user_id)
 
 
 @bp.get("/chat/conversaciones")
@@ -56,6 +57,7 @@ def mensajes() -> ResponseReturnValue:
 
 
 @bp.post("/chat/mensajes")
+@ratelimit.spends("RATELIMIT_MESSAGES")
 def enviar() -> ResponseReturnValue:
     """Send a message; it is announced on the sockets exactly as a socket send is."""
     who = caller()
@@ -73,7 +75,7 @@ def leidos() -> ResponseReturnValue:
     p = body(MarkReadIn, who)
     read = service.mark_read(who, p.conversacionId, p.hastaSeq, p.messageId)
     broadcast.messages_read(read, who.user_id)
-    return ok(leidos=read.leidos, hastaSeq=read.hasta_seq, messageId=read.message_id)
+    return ok(**wire.leidos(read))
 
 
 @bp.get("/chat/no-leidos")
@@ -88,13 +90,13 @@ def contactos() -> ResponseReturnValue:
     who = caller()
     opened = {otro: cid for cid, otro in service.member_pairs(who.user_id)}
     rows = [
-        {**wire.user(u), "online": _is_online(u.id), "conversacionId": opened.get(u.id)}
-        for u in accounts.counterparts(who)
+        wire.contacto(u, _is_online(u.id), opened.get(u.id)) for u in accounts.counterparts(who)
     ]
     return ok(contactos=rows, total=len(rows))
 
 
 @bp.patch("/chat/mensajes/<mensaje_id>")
+@ratelimit.spends("RATELIMIT_EDITS")
 def editar(mensaje_id: str) -> ResponseReturnValue:
     """Edit one's own message (v1.2); announced as chat:message-edited."""
     who = caller()
@@ -105,6 +107,7 @@ def editar(mensaje_id: str) -> ResponseReturnValue:
 
 
 @bp.delete("/chat/mensajes/<mensaje_id>")
+@ratelimit.spends("RATELIMIT_EDITS")
 def eliminar(mensaje_id: str) -> ResponseReturnValue:
     """Delete one's own message, leaving a tombstone (v1.2); announced as chat:message-deleted."""
     who = caller()
@@ -122,6 +125,7 @@ def versiones(mensaje_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/chat/mensajes/buscar")
+@ratelimit.per_user("RATELIMIT_SEARCH")
 def buscar() -> ResponseReturnValue:
     """Messages of a conversation containing q, newest first, paged with before=."""
     who, q = caller(), query(SearchQuery)

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from flask import Response, request
 from flask.typing import ResponseReturnValue
 
-from .. import audit
 from ..chat import export
 from ..chat.schemas import ExportQuery
+from ..security import audit, ratelimit
 from . import bp
 from .common import caller, query
 
 
 @bp.get("/chat/exportar")
+@ratelimit.per_user("RATELIMIT_EXPORT")
 def exportar() -> ResponseReturnValue:
     """The whole conversation as a download (audited: who, which, which format; never content)."""
     who, q = caller(), query(ExportQuery)

@@ -9,11 +9,13 @@ from sqlalchemy import text
 from .. import redisconn
 from ..errors import Unavailable
 from ..extensions import db
+from ..security import ratelimit
 from . import bp
 from .common import ok
 
 
 @bp.get("/health")
+@ratelimit.exempt
 def health() -> ResponseReturnValue:
     """200 when the database answers a query, 503 when it does not; Redis reported beside it."""
     # Redis first: its check is bounded by REDIS_TIMEOUT, and skipped while it is marked down.

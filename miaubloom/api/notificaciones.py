@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.typing import ResponseReturnValue
 
 from ..chat.schemas import NotificacionesIn
-from ..notify import EXTENSION, ledger
+from ..notify import ledger
+from ..state import app_state
 from . import bp
 from .common import body, caller, ok
 
 
 def _answer(correo: bool) -> ResponseReturnValue:
-    return ok(correo=correo, disponible=current_app.extensions[EXTENSION].enabled)
+    return ok(correo=correo, disponible=app_state().notifier.enabled)
 
 
 @bp.get("/chat/notificaciones")

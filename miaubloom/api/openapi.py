@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ..chat import wire as out
 from ..chat.schemas import (
     ConversationsQuery,
     EditBody,
@@ -24,8 +25,9 @@ from ..chat.schemas import (
     SearchQuery,
     SendMessageIn,
 )
+from ..security import ratelimit
+from ..state import app_state
 from . import bp
-from . import responses as out
 
 REF = "#/components/schemas/{model}"
 MESSAGES = {
@@ -226,9 +228,10 @@ def describe(operations: tuple[Operation, ...] = OPERATIONS) -> dict:
 
 
 @bp.get("/openapi.json")
+@ratelimit.exempt
 def openapi() -> ResponseReturnValue:
     """This API's OpenAPI description."""
-    described = current_app.extensions.get("miaubloom.openapi")
-    if described is None:
-        described = current_app.extensions["miaubloom.openapi"] = describe(routed(current_app))
-    return jsonify(described)
+    state = app_state()
+    if state.openapi is None:
+        state.openapi = describe(routed(current_app))
+    return jsonify(state.openapi)

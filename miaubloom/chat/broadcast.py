@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
-from .. import notify, observability
+from .. import observability
 from ..extensions import socketio
 from ..models import utcnow
+from ..state import app_state
 from . import rooms, wire
 from .revisions import Changed
 from .service import Read, Sent
@@ -26,7 +25,7 @@ def message_sent(sent: Sent) -> None:
             to=rooms.user(member),
         )
     # The recipient may be owed an e-mail later (notify/jobs.py decides, from committed state).
-    current_app.extensions[notify.EXTENSION].message_stored(conv, mensaje.remitente_id)
+    app_state().notifier.message_stored(conv, mensaje.remitente_id)
 
 
 def message_edited(edited: Changed) -> None:
@@ -93,4 +92,4 @@ def typing(event: str, user_id: str, conversacion_id: str, skip_sid: str | None)
 
 def end_sessions(token_hash: str) -> None:
     """Disconnect the sockets opened with a token, in every process (after logout)."""
-    current_app.extensions["miaubloom.sessions"].end(token_hash)
+    app_state().sessions.end(token_hash)

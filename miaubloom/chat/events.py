@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room, leave_room, rooms
 
+from .. import observability
 from ..auth import Caller, authenticate, check_claims, token_from
-from ..errors import ChatError, Forbidden, RateLimited, Unauthenticated, as_chat_error
+from ..errors import (
+    ChatError,
+    Forbidden,
+    RateLimited,
+    Unauthenticated,
+    answered_with,
+    as_chat_error,
+)
 from ..extensions import db, socketio
 from ..security import socket_guard as guard
+from ..security.ratelimit import EVENT_BUDGET
+from ..state import app_state
 from . import broadcast, revisions, service, wire
 from . import rooms as room
-from .presence import Presence, Typing
 from .schemas import (
     ConversationIn,
     EditMessageIn,
@@ -34,16 +44,24 @@ REFUSED = {"message": "No autenticado", "code": "unauthenticated"}
 class ChatNamespace(Namespace):
     """Namespace "/": the events of docs/PROTOCOL.md."""
 
-    def __init__(self, namespace: str, presence: Presence, typing: Typing) -> None:
+    def __init__(self, namespace: str, app: Flask) -> None:
         super().__init__(namespace)
-        self.presence = presence
-        self.typing = typing
+        self.app = app
+        self.presence = app_state(app).presence
+        self.typing = app_state(app).typing
         self.callers: dict[str, Caller] = {}
         self._sweeper_started = False
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        """Route "chat:send-message" to on_chat_send_message, and so on."""
-        return super().trigger_event(event.replace(":", "_").replace("-", "_"), *args)
+        """Route "chat:send-message" to on_chat_send_message, and so on; time, count and log it."""
+        started = time.perf_counter()
+        # The event's request context joins this app context, so the error code it
+        # records on g (answered_with) is still there to be counted and logged.
+        with self.app.app_context():
+            try:
+                return super().trigger_event(event.replace(":", "_").replace("-", "_"), *args)
+            finally:
+                observability.socket_event(event, args[0], time.perf_counter() - started)
 
     # -- connection -------------------------------------------------------
 
@@ -88,15 +106,17 @@ class ChatNamespace(Namespace):
 
     def on_chat_send_message(self, data: object = None, *_: Any) -> dict:
         """chat:send-message."""
-        return self._run("chat:send-message", data, self._send)
+        return self._run("chat:send-message", data, self._send, budget="RATELIMIT_MESSAGES")
 
     def on_chat_typing(self, data: object = None, *_: Any) -> dict:
         """chat:typing."""
-        return self._run("chat:typing", data, self._typing)
+        # Free: the app emits it on every keystroke, and it is never refused for being
+        # frequent (docs/PROTOCOL.md, Typing); repeats are coalesced in memory.
+        return self._run("chat:typing", data, self._typing, budget=None)
 
     def on_chat_stop_typing(self, data: object = None, *_: Any) -> dict:
         """chat:stop-typing."""
-        return self._run("chat:stop-typing", data, self._stop_typing)
+        return self._run("chat:stop-typing", data, self._stop_typing, budget=None)
 
     def on_chat_mark_read(self, data: object = None, *_: Any) -> dict:
         """chat:mark-read."""
@@ -112,26 +132,36 @@ class ChatNamespace(Namespace):
 
     def on_chat_edit_message(self, data: object = None, *_: Any) -> dict:
         """chat:edit-message."""
-        return self._run("chat:edit-message", data, self._edit)
+        return self._run("chat:edit-message", data, self._edit, budget="RATELIMIT_EDITS")
 
     def on_chat_delete_message(self, data: object = None, *_: Any) -> dict:
         """chat:delete-message."""
-        return self._run("chat:delete-message", data, self._delete)
+        return self._run("chat:delete-message", data, self._delete, budget="RATELIMIT_EDITS")
 
     # -- the work behind each event --------------------------------------
 
-    def _run(self, event: str, data: object, action: Callable[[Caller, object], dict]) -> dict:
-        """Run an event: its ack on success, or the error as ack and chat:error."""
+    def _run(
+        self,
+        event: str,
+        data: object,
+        action: Callable[[Caller, object], dict],
+        budget: str | None = EVENT_BUDGET,
+    ) -> dict:
+        """Run an event: its ack on success, or the error as ack and chat:error.
+
+        `budget` is the config key of the per-user rate limit it spends (None: free).
+        """
         caller = None
         try:
             caller = self._caller()
-            guard.check_event(event, caller)
+            guard.spend(budget, caller)
             if isinstance(data, dict):
                 check_claims(caller, data)  # every event: a foreign userId/rol is Forbidden
             return {"success": True, **action(caller, data)}
         except Exception as exc:  # every failure becomes an answer, never a crash
             db.session.rollback()
             error = as_chat_error(exc)
+            answered_with(error.code)
             guard.failed(event, error, caller, request.sid)
             if error.code == "internal":
                 log.exception("unexpected error in %s", event)
@@ -189,7 +219,7 @@ class ChatNamespace(Namespace):
             caller, payload.conversacionId, payload.hastaSeq, payload.messageId
         )
         broadcast.messages_read(read, caller.user_id)
-        return {"leidos": read.leidos, "hastaSeq": read.hasta_seq, "messageId": read.message_id}
+        return wire.leidos(read)
 
     def _sync(self, caller: Caller, data: object) -> dict:
         payload = parse(SyncIn, data)

@@ -1,4 +1,4 @@
-"""Who is online and who is typing: kept in memory, never in the database."""
+"""Who is online: in this process's memory, and in Redis when several processes share it."""
 
 from __future__ import annotations
 
@@ -62,6 +62,16 @@ class Presence:
         with self._lock:
             return len(self._sockets), sum(len(s) for s in self._sockets.values())
 
+    def holds(self, user_id: str, sid: str) -> bool:
+        """Whether this socket of the user is recorded here."""
+        with self._lock:
+            return sid in self._sockets.get(user_id, ())
+
+    def local_sockets(self) -> list[tuple[str, str]]:
+        """Every (user, sid) recorded here."""
+        with self._lock:
+            return [(user, sid) for user, sids in self._sockets.items() for sid in sids]
+
     def last_seen(self, user_id: str) -> float | None:
         """When the user last had a socket (epoch seconds; now while online), or None."""
         with self._lock:
@@ -76,69 +86,6 @@ class Presence:
         if len(self._seen) > SEEN_KEPT:
             # Older than a notification could ask about: forgetting them changes nothing.
             self._seen = {u: t for u, t in self._seen.items() if now - t < SEEN_FOR}
-
-
-StopTyping = Callable[[str, str, str], None]
-
-
-class Typing:
-    """Typing states that end by themselves after a timeout.
-
-    Also remembers, per socket, the conversations it was found (not) to be a
-    member of when it typed outside a joined room: at most CHECKS_PER_SOCKET
-    database reads per socket, however many typing events it sends.
-    """
-
-    CHECKS_PER_SOCKET = 16
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._lock = threading.Lock()
-        # (sid, conversacion_id) -> (user_id, deadline)
-        self._states: dict[tuple[str, str], tuple[str, float]] = {}
-        # sid -> {conversacion_id: is a member}
-        self._checked: dict[str, dict[str, bool]] = {}
-
-    def start(self, sid: str, user_id: str, conversacion_id: str) -> bool:
-        """Start or refresh a typing state; True if it is new (to be announced)."""
-        with self._lock:
-            new = (sid, conversacion_id) not in self._states
-            self._states[(sid, conversacion_id)] = (user_id, time.monotonic() + self.timeout)
-            return new
-
-    def stop(self, sid: str, conversacion_id: str) -> bool:
-        """End a typing state; True if there was one."""
-        with self._lock:
-            return self._states.pop((sid, conversacion_id), None) is not None
-
-    def stop_socket(self, sid: str) -> list[tuple[str, str]]:
-        """End a socket's typing states and forget its checks; the (user_id, conversacion_id) ended."""
-        with self._lock:
-            self._checked.pop(sid, None)
-            ended = [key for key in self._states if key[0] == sid]
-            return [(self._states.pop(key)[0], key[1]) for key in ended]
-
-    def checked(self, sid: str, conversacion_id: str) -> bool | None:
-        """Whether this socket was found a member of the conversation; None if never checked."""
-        with self._lock:
-            return self._checked.get(sid, {}).get(conversacion_id)
-
-    def may_check(self, sid: str) -> bool:
-        """Whether this socket may still cost a membership check."""
-        with self._lock:
-            return len(self._checked.get(sid, ())) < self.CHECKS_PER_SOCKET
-
-    def remember(self, sid: str, conversacion_id: str, member: bool) -> None:
-        """Record a membership check of this socket."""
-        with self._lock:
-            self._checked.setdefault(sid, {})[conversacion_id] = member
-
-    def expire(self) -> list[tuple[str, str, str]]:
-        """End the states past their deadline; the (sid, user_id, conversacion_id) ended."""
-        now = time.monotonic()
-        with self._lock:
-            due = [key for key, (_, deadline) in self._states.items() if deadline <= now]
-            return [(key[0], self._states.pop(key)[0], key[1]) for key in due]
 
 
 # Each user's sockets live in a hash {sid: process id}; a socket counts only while its
@@ -157,10 +104,35 @@ for i = 1, #fields, 2 do
 end
 return live
 """
-_ADD = "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n" + _LIVE
-_DROP = "redis.call('HDEL', KEYS[1], ARGV[2])\n" + _LIVE.replace(
-    "return live", "if live == 0 then redis.call('DEL', KEYS[1]) end\nreturn live"
-)
+# _LIVE after recording the socket ARGV[2] as on process ARGV[3].
+_ADD = """redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+
+local live = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if redis.call('EXISTS', ARGV[1] .. fields[i + 1]) == 1 then
+    live = live + 1
+  else
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+return live
+"""
+# _LIVE after forgetting the socket ARGV[2]; the hash goes with the user's last socket.
+_DROP = """redis.call('HDEL', KEYS[1], ARGV[2])
+
+local live = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if redis.call('EXISTS', ARGV[1] .. fields[i + 1]) == 1 then
+    live = live + 1
+  else
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+if live == 0 then redis.call('DEL', KEYS[1]) end
+return live
+"""
 
 
 def _unavailable(error: RedisError) -> None:
@@ -181,6 +153,7 @@ class RedisPresence(Presence):
         on_first_socket: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
+        self._start_lock = threading.Lock()
         self.redis = redis
         self.prefix = prefix
         self.process_id = process_id
@@ -207,10 +180,15 @@ class RedisPresence(Presence):
     def _process_prefix(self) -> str:
         return self._process_key("")
 
+    @property
+    def _processes_key(self) -> str:
+        """The set of every process that holds sockets."""
+        return f"{self.prefix}:presence:processes"
+
     def add(self, user_id: str, sid: str) -> bool:
         """Record a socket here and in Redis; True if it is the user's first live one."""
         first_here = super().add(user_id, sid)
-        with self._lock:
+        with self._start_lock:
             start, self.on_first_socket = self.on_first_socket, None
         if start is not None:
             with contextlib.suppress(RedisError):
@@ -228,8 +206,7 @@ class RedisPresence(Presence):
 
     def remove(self, user_id: str, sid: str) -> bool:
         """Forget a socket here and in Redis; True if the user has no live socket left."""
-        with self._lock:
-            known = sid in self._sockets.get(user_id, ())
+        known = self.holds(user_id, sid)
         last_here = super().remove(user_id, sid)
         if not known:
             return False
@@ -268,19 +245,18 @@ class RedisPresence(Presence):
         ttl = max(1, round(self.ttl))
         key = self._process_key(self.process_id)
         if self.redis.set(key, "1", ex=ttl, nx=True):
-            self.redis.sadd(f"{self.prefix}:presence:processes", self.process_id)
+            self.redis.sadd(self._processes_key, self.process_id)
             self._record_all()
         # The registry and this process's socket list outlive the heartbeat long enough
         # for a survivor to reap them, and vanish once every process is gone.
         pipe = self.redis.pipeline(transaction=False)
         pipe.expire(key, ttl)
-        pipe.expire(f"{self.prefix}:presence:processes", ttl * 20)
+        pipe.expire(self._processes_key, ttl * 20)
         pipe.expire(self._sockets_key(self.process_id), ttl * 20)
         pipe.execute()
 
     def _record_all(self) -> None:
-        with self._lock:
-            mine = [(user, sid) for user, sids in self._sockets.items() for sid in sids]
+        mine = self.local_sockets()
         if not mine:
             return
         pipe = self.redis.pipeline()
@@ -292,7 +268,7 @@ class RedisPresence(Presence):
     def reap(self) -> set[str]:
         """Forget the sockets of processes whose heartbeat expired; the users now offline."""
         offline: set[str] = set()
-        processes = f"{self.prefix}:presence:processes"
+        processes = self._processes_key
         for process_id in self.redis.smembers(processes):
             pid = process_id.decode() if isinstance(process_id, bytes) else process_id
             if pid == self.process_id or self.redis.exists(self._process_key(pid)):

@@ -6,9 +6,8 @@ import signal
 import threading
 
 import click
-from flask import current_app
 
-from .jobs import EXTENSION, Notifier
+from ..state import app_state
 
 
 @click.command("notify-worker")
@@ -17,7 +16,7 @@ from .jobs import EXTENSION, Notifier
 )
 def notify_worker(threads: int) -> None:
     """Send the e-mail notifications: run the queue's jobs and the scan until SIGTERM or Ctrl-C."""
-    notifier: Notifier = current_app.extensions[EXTENSION]
+    notifier = app_state().notifier
     if not notifier.enabled:
         raise click.ClickException("SMTP_URL is not set: there is nothing to send.")
     if not notifier.redis_url:

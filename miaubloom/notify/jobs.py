@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dramatiq
 import redis
@@ -30,11 +31,14 @@ from prometheus_client import Counter
 from .. import redisconn
 from ..extensions import db, socketio
 from ..models import Conversacion, utcnow
+from ..state import app_state
 from . import ledger, mail
+
+if TYPE_CHECKING:
+    from ..chat.presence import Presence
 
 log = logging.getLogger(__name__)
 
-EXTENSION = "miaubloom.notify"
 QUEUE = "notificaciones"
 # The longest backoff between two tries of one mail.
 RETRY_CAP = 3600.0
@@ -68,7 +72,7 @@ class Notifier:
             "miaubloom_notifications",
             "Notification jobs run, by outcome (sent, read, seen, early, interval, busy, ...)",
             ["outcome"],
-            registry=app.extensions["miaubloom_metrics"].registry,
+            registry=app_state(app).metrics.registry,
         )
         self._lock = threading.Lock()
         self._scheduled: dict[tuple[str, str], float] = {}
@@ -241,9 +245,9 @@ class Notifier:
         return "sent"
 
     @property
-    def presence(self):  # type: ignore[no-untyped-def]
+    def presence(self) -> Presence:
         """This process's presence (Redis-wide when a queue is set)."""
-        return self.app.extensions["miaubloom"].presence
+        return app_state(self.app).presence
 
     # -- the scan --------------------------------------------------------------
 
@@ -318,8 +322,7 @@ def _as_utc(epoch: float | None) -> datetime | None:
 
 def init_app(app: Flask) -> Notifier:
     """Attach the notifier; without Redis its worker starts with the first request or message."""
-    notifier = Notifier(app)
-    app.extensions[EXTENSION] = notifier
+    notifier = app_state(app).notifier = Notifier(app)
     if notifier.enabled and not notifier.redis_url:
         app.before_request(notifier.start)
     return notifier

@@ -5,19 +5,19 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .. import audit
-from . import headers, origins, ratelimit, sessions, trail, transport
+from ..state import app_state
+from . import audit, headers, origins, ratelimit, sessions, transport
 
 
 def init_app(app: Flask) -> None:
     """Install every security layer on the app (after its routes are registered)."""
     audit.init_app(app)
     origins.init_app(app)
-    app.extensions[ratelimit.EXTENSION + ".events"] = ratelimit.init_app(app)
-    sessions.init_app(app)
-    transport.init_app(app)
+    ratelimit.init_app(app)
+    app_state(app).sessions = sessions.init_app(app)
+    app_state(app).transport = transport.init_app(app)
     app.after_request(headers.secure)
-    app.after_request(trail.http_response)
+    app.after_request(audit.http_response)
     hops = app.config["PROXY_HOPS"]
     if hops:
         # Outermost, so that every per-address limit (HTTP, Socket.IO, transports) and the

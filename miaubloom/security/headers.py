@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, request
 
+from config import is_production
+
 # The page: scripts and styles from this origin only (no inline script), never framed.
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -27,6 +29,6 @@ def secure(response: Response) -> Response:
     if is_api:
         # Health conversations: no cache along the way may keep a copy.
         headers["Cache-Control"] = "no-store"
-    if current_app.config.get("ENV_NAME") not in ("development", "testing"):
+    if is_production(current_app.config):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 from flask import Flask, current_app, request
@@ -11,14 +10,6 @@ from flask_cors import CORS
 from ..errors import Forbidden
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
-
-
-def check_config(app: Flask) -> None:
-    """No wildcard origin in production: refuse to start with one."""
-    production = app.config.get("ENV_NAME") not in ("development", "testing")
-    if production and "*" in app.config["ALLOWED_ORIGINS"]:
-        sys.stderr.write("MiauBloom: ALLOWED_ORIGINS may not contain '*' in production.\n")
-        raise SystemExit(2)
 
 
 def allowed(origin: str, allowed_origins: list[str]) -> bool:
@@ -56,7 +47,6 @@ def refuse_foreign_writes() -> None:
 
 def init_app(app: Flask) -> None:
     """CORS for the configured origins (none configured: same origin only)."""
-    check_config(app)
     origins = app.config["ALLOWED_ORIGINS"]
     if origins:
         CORS(app, resources={r"/api/*": {"origins": origins}}, supports_credentials=True)

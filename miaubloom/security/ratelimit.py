@@ -7,42 +7,78 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
-from flask import Flask, current_app, request
-from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter, RateLimitExceeded
+from flask import Flask, request
+from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
 
 from .. import redisconn
-from ..api.errors import chat_error_response
 from ..auth import token_from, verify_token
 from ..errors import RateLimited, Unauthenticated
+from ..state import app_state
 
-EXTENSION = "miaubloom.limiter"
 log = logging.getLogger(__name__)
 
-# Routes limited per IP (no user yet) → the config key of their limits.
-IP_LIMITS = {"api.login": "RATELIMIT_LOGIN", "api.register": "RATELIMIT_REGISTER"}
-# Routes limited per user beyond RATELIMIT_HTTP → the config key of their limits.
-USER_LIMITS = {"api.buscar": "RATELIMIT_SEARCH", "api.exportar": "RATELIMIT_EXPORT"}
-# Routes that spend the same per-user budget as a socket event, so both transports share it.
-SHARED_WITH_EVENTS = {
-    "api.enviar": "chat:send-message",
-    "api.editar": "chat:edit-message",
-    "api.eliminar": "chat:delete-message",
-}
-# Socket event → config key; events not listed spend RATELIMIT_EVENTS. Typing spends
-# nothing: the app emits it on every keystroke, and it is never refused for being
-# frequent (docs/PROTOCOL.md, Typing); repeats are coalesced in memory, which keeps them cheap.
-EVENT_LIMITS: dict[str, str | None] = {
-    "chat:send-message": "RATELIMIT_MESSAGES",
-    "chat:typing": None,
-    "chat:stop-typing": None,
-    "chat:edit-message": "RATELIMIT_EDITS",
-    "chat:delete-message": "RATELIMIT_EDITS",
-}
-EXEMPT = ("api.health", "api.openapi", "static", "web.static")
+V = TypeVar("V", bound=Callable[..., Any])
+# Events and routes not declared otherwise spend this per-user budget.
+EVENT_BUDGET = "RATELIMIT_EVENTS"
+
+
+@dataclass(frozen=True)
+class RouteLimit:
+    """A route's own limit (it replaces RATELIMIT_HTTP there): a config key, per address or user."""
+
+    config_key: str
+    per_ip: bool
+
+
+# What the decorators below declared on each view; init_app binds it to the app's limiter.
+_DECLARED: dict[Callable[..., Any], RouteLimit] = {}
+_EXEMPT: set[Callable[..., Any]] = set()
+
+
+def per_ip(config_key: str) -> Callable[[V], V]:
+    """Limit a route per client address by app.config[config_key] (no user yet: login, register)."""
+
+    def declare(view: V) -> V:
+        _DECLARED[view] = RouteLimit(config_key, per_ip=True)
+        return view
+
+    return declare
+
+
+def per_user(config_key: str) -> Callable[[V], V]:
+    """Limit a route per caller by app.config[config_key] instead of RATELIMIT_HTTP."""
+
+    def declare(view: V) -> V:
+        _DECLARED[view] = RouteLimit(config_key, per_ip=False)
+        return view
+
+    return declare
+
+
+def exempt(view: V) -> V:
+    """Leave a route unlimited (health checks, the API description)."""
+    _EXEMPT.add(view)
+    return view
+
+
+def spends(config_key: str) -> Callable[[V], V]:
+    """Make a route spend the caller's per-user budget of a socket event, so both transports share it."""
+
+    def wrap(view: V) -> V:
+        @functools.wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            user_id = signed_user_id()
+            if user_id:
+                app_state().events.spend(config_key, user_id)
+            return view(*args, **kwargs)
+
+        return cast(V, limited)
+
+    return wrap
 
 
 def storage_uri(config: dict) -> str:
@@ -117,9 +153,8 @@ class EventLimiter:
                 return
             raise RateLimited(retryAfter=retry_after(reset_at))
 
-    def check_event(self, event: str, user_id: str) -> None:
-        """A socket event by a user."""
-        config_key = EVENT_LIMITS.get(event, "RATELIMIT_EVENTS")
+    def spend(self, config_key: str | None, user_id: str) -> None:
+        """A socket event (or a route sharing its budget) by a user; None spends nothing."""
         if config_key is not None:
             self.check(config_key, "user:" + user_id, config_key)
 
@@ -128,29 +163,8 @@ class EventLimiter:
         self.check("connect", "ip:" + ip, "RATELIMIT_CONNECT")
 
 
-def _spending(events: EventLimiter, event: str, view: Callable) -> Callable:
-    """A view that first spends the caller's budget for a socket event kind."""
-
-    @functools.wraps(view)
-    def limited(*args: Any, **kwargs: Any) -> Any:
-        user_id = signed_user_id()
-        if user_id:
-            events.check_event(event, user_id)
-        return view(*args, **kwargs)
-
-    return limited
-
-
-def _too_many(error: RateLimitExceeded) -> ResponseReturnValue:
-    """429 in the one error shape, with Retry-After."""
-    limiter: Limiter = current_app.extensions[EXTENSION]
-    current = limiter.current_limit
-    wait = retry_after(current.window[0]) if current else 60
-    return chat_error_response(RateLimited(retryAfter=wait))
-
-
-def init_app(app: Flask) -> EventLimiter:
-    """Limit every API route per user, login and register per IP; return the socket limiter."""
+def init_app(app: Flask) -> None:
+    """Limit every API route per user (or as its view declares), and socket events per user."""
     uri = app.config["RATELIMIT_STORAGE_URI"] = storage_uri(app.config)
     # A Redis outage must not take the chat down with it: limits fail open, with a log line,
     # within REDIS_TIMEOUT (redisconn), and skip the storage while it is marked down.
@@ -166,20 +180,16 @@ def init_app(app: Flask) -> EventLimiter:
     )
     limiter.init_app(app)
     limiter.request_filter(lambda: redisconn.is_down(uri))
-    app.extensions[EXTENSION] = limiter
-    for endpoint, config_key in IP_LIMITS.items():
-        app.view_functions[endpoint] = limiter.limit(
-            lambda k=config_key: app.config[k], key_func=ip_key
-        )(app.view_functions[endpoint])
-    for endpoint, config_key in USER_LIMITS.items():
-        app.view_functions[endpoint] = limiter.limit(lambda k=config_key: app.config[k])(
-            app.view_functions[endpoint]
-        )
-    events = EventLimiter(limiter, app.config)
-    for endpoint, event in SHARED_WITH_EVENTS.items():
-        app.view_functions[endpoint] = _spending(events, event, app.view_functions[endpoint])
-    for endpoint in EXEMPT:
-        if endpoint in app.view_functions:
-            app.view_functions[endpoint] = limiter.exempt(app.view_functions[endpoint])
-    app.register_error_handler(RateLimitExceeded, _too_many)
-    return events
+    # One Limiter per app (its storage is the app's): what the views declared is bound here.
+    for endpoint, view in list(app.view_functions.items()):
+        declared = _DECLARED.get(view)
+        if declared is not None:
+            app.view_functions[endpoint] = limiter.limit(
+                lambda k=declared.config_key: app.config[k],
+                key_func=ip_key if declared.per_ip else None,
+            )(view)
+        if view in _EXEMPT:
+            limiter.exempt(view)
+    state = app_state(app)
+    state.limiter = limiter
+    state.events = EventLimiter(limiter, app.config)

@@ -16,7 +16,6 @@ from ..extensions import db, socketio
 from ..models import TokenRevocado
 
 log = logging.getLogger(__name__)
-EXTENSION = "miaubloom.sessions"
 
 
 class Sessions:
@@ -117,6 +116,4 @@ def disconnect_local(token_hash: str) -> None:
 
 def init_app(app: Flask) -> Sessions:
     """Attach the sessions keeper to the app."""
-    sessions = Sessions(app)
-    app.extensions[EXTENSION] = sessions
-    return sessions
+    return Sessions(app)

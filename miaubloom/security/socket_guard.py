@@ -9,10 +9,9 @@ from flask import current_app
 from ..auth import Caller
 from ..errors import ChatError, RateLimited
 from ..observability import refused
-from . import trail
-from .ratelimit import EXTENSION as LIMITER
+from ..state import app_state
+from . import audit
 from .ratelimit import client_ip
-from .sessions import EXTENSION as SESSIONS
 
 if TYPE_CHECKING:
     from ..chat.presence import Presence
@@ -22,13 +21,9 @@ if TYPE_CHECKING:
 USER_SOCKETS_RETRY = 30
 
 
-def _events() -> Any:
-    return current_app.extensions[LIMITER + ".events"]
-
-
 def check_connect() -> None:
     """Raise RateLimited when this address opens sockets too fast."""
-    _events().check_connect(client_ip())
+    app_state().events.check_connect(client_ip())
 
 
 def check_user_sockets(caller: Caller, presence: Presence) -> None:
@@ -39,14 +34,14 @@ def check_user_sockets(caller: Caller, presence: Presence) -> None:
         raise RateLimited("Demasiadas conexiones abiertas", retryAfter=USER_SOCKETS_RETRY)
 
 
-def check_event(event: str, caller: Caller) -> None:
-    """Raise RateLimited when this user sends this kind of event too fast."""
-    _events().check_event(event, caller.user_id)
+def spend(budget: str | None, caller: Caller) -> None:
+    """Raise RateLimited when this user's events spending budget come too fast (None: free)."""
+    app_state().events.spend(budget, caller.user_id)
 
 
 def refusal(error: ChatError) -> dict:
     """The connect_error data for a refused socket (audited)."""
-    trail.socket_refused(error)
+    audit.socket_refused(error)
     data = {"message": error.message, "code": error.code}
     if "retryAfter" in error.extra:
         data["retryAfter"] = error.extra["retryAfter"]
@@ -55,15 +50,15 @@ def refusal(error: ChatError) -> dict:
 
 def connected(namespace: Any, caller: Caller, sid: str) -> None:
     """A socket was accepted: audit it, and make sure expiry and logout can end it."""
-    current_app.extensions[SESSIONS].start(namespace)
-    trail.socket_connected(caller.user_id, sid)
+    app_state().sessions.start(namespace)
+    audit.socket_connected(caller.user_id, sid)
 
 
 def disconnected(caller: Caller | None, sid: str) -> None:
     """A socket went away."""
-    trail.socket_disconnected(caller.user_id if caller else None, sid)
+    audit.socket_disconnected(caller.user_id if caller else None, sid)
 
 
 def failed(event: str, error: ChatError, caller: Caller | None, sid: str) -> None:
     """A socket event was refused."""
-    trail.socket_failed(event, error, caller.user_id if caller else None, sid)
+    audit.socket_failed(event, error, caller.user_id if caller else None, sid)

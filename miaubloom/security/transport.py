@@ -44,13 +44,13 @@ from flask import Flask
 from socketio import packet
 
 from ..errors import ChatError, RateLimited, Unavailable
-from ..observability import TRANSPORT, refused
+from ..extensions import socketio
+from ..observability import refused
 from . import frames
 from .outbound import BoundedQueue, bounded
 from .websockets import fixed_websocket
 
 log = logging.getLogger(__name__)
-EXTENSION = TRANSPORT
 ENGINEIO_PATH = "/socket.io/"
 # A transport closed politely (deadline, refused CONNECT) keeps its TCP connection this
 # long, so that its last packets (connect_error, CLOSE) can go out.
@@ -348,9 +348,8 @@ def _refuse(error: ChatError, start_response: Callable) -> list[bytes]:
 
 def init_app(app: Flask) -> TransportGuard:
     """Guard the app's Socket.IO server's transports and put the gate in front of the app."""
-    server = app.extensions["socketio"].server
+    server = socketio.server
     guard = TransportGuard(server, Limits.from_config(app.config), partial(refused, app))
     guard.install()
     app.wsgi_app = guard.gate(app.wsgi_app)
-    app.extensions[EXTENSION] = guard
     return guard

@@ -12,8 +12,7 @@ from config import TestConfig
 from miaubloom import create_app
 from miaubloom.extensions import db, socketio
 from miaubloom.models import Conversacion, Mensaje, TokenRevocado, User
-
-from ..conftest import People
+from tests.conftest import People
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..conftest import PASSWORD
-from .conftest import people_of, socket
+from tests.conftest import PASSWORD
+from tests.security.conftest import people_of, socket
 
 SECRET_TEXT = "mi-secreto-clinico-ÑandúЖ"
 WRONG_PASSWORD = "adivinanza-incorrecta-7731"

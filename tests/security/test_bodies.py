@@ -13,9 +13,8 @@ from flask import Flask
 
 from miaubloom.api.common import MAX_JSON_DEPTH
 from miaubloom.api.openapi import OPERATIONS, openapi_path
-
-from ..conftest import PASSWORD, People, Person
-from .conftest import row_counts, socket
+from tests.conftest import PASSWORD, People, Person
+from tests.security.conftest import row_counts, socket
 
 UUID0 = "00000000-0000-4000-8000-000000000000"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}

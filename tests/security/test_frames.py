@@ -10,9 +10,8 @@ from socketio import base_server, packet
 from miaubloom.chat.events import ChatNamespace
 from miaubloom.extensions import socketio
 from miaubloom.security import frames
-from miaubloom.security.sessions import EXTENSION as SESSIONS
-
-from .conftest import people_of
+from miaubloom.state import app_state
+from tests.security.conftest import people_of
 
 # Engine.IO frames as a client sends them: "4" (message) + the Socket.IO packet.
 ACCEPTED = [
@@ -95,7 +94,7 @@ def test_the_expiry_sweep_checks_sockets_the_namespace_forgot(app):
     try:
         namespace = socketio.server.namespace_handlers["/"]
         sid = next(iter(namespace.callers))
-        sessions = app.extensions[SESSIONS]
+        sessions = app_state(app).sessions
         assert sessions.ended(namespace) == []
         namespace.callers.clear()  # what a client-sent "disconnect" did before frames.py
         assert sessions.ended(namespace) == [sid]

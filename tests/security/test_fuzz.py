@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miaubloom import audit
 from miaubloom.api.openapi import routed
 from miaubloom.extensions import db
 from miaubloom.models import (
@@ -27,8 +26,8 @@ from miaubloom.models import (
     TokenRevocado,
     User,
 )
-
-from .conftest import people_of, socket
+from miaubloom.security import audit
+from tests.security.conftest import people_of, socket
 
 SOCKET_EXAMPLES = 1000  # x 9 events
 HTTP_EXAMPLES = 240  # x 21 routes

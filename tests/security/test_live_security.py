@@ -11,9 +11,9 @@ import pytest
 import requests
 import socketio
 
-from ..cluster import REDIS_URL, redis_up
-from ..conftest import People
-from ..live import SECRET, RemoteClient
+from tests.conftest import People
+from tests.support.cluster import REDIS_URL, redis_up
+from tests.support.live import SECRET, RemoteClient
 
 pytestmark = pytest.mark.server
 

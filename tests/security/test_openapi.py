@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from miaubloom.api.openapi import OPERATIONS, openapi_path, routed
-
-from .conftest import people_of
+from tests.security.conftest import people_of
 
 EXAMPLES = 25
 CHECKS = [
@@ -94,3 +93,8 @@ def test_the_live_server_honours_its_description(live_server, live_people):
             case.call_and_validate(checks=CHECKS, headers=auth)
 
         honours()
+
+
+def test_every_description_names_a_route(app):
+    """A described operation the app does not serve fails here instead of vanishing from the spec."""
+    assert routed(app) == OPERATIONS

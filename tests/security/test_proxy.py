@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from miaubloom.security.transport import EXTENSION as TRANSPORT
+from miaubloom.state import app_state
 
 CLIENT, PROXY = "203.0.113.7", "127.0.0.1"
 
@@ -19,7 +19,7 @@ def test_the_address_limits_count_is_the_clients_behind_a_trusted_proxy(make_app
     opened = app.test_client().get("/socket.io/?EIO=4&transport=polling", **forwarded)
     assert opened.status_code == 200
     sid = json.loads(opened.get_data(as_text=True)[1:])["sid"]
-    guard = app.extensions[TRANSPORT]
+    guard = app_state(app).transport
     try:
         assert guard._ips[sid] == seen
     finally:

@@ -9,10 +9,9 @@ import pytest
 import redis
 
 from miaubloom.security.ratelimit import storage_uri
-
-from ..cluster import REDIS_URL, redis_up
-from ..conftest import PASSWORD
-from .conftest import errors_of, people_of, row_counts, socket
+from tests.conftest import PASSWORD
+from tests.security.conftest import errors_of, people_of, row_counts, socket
+from tests.support.cluster import REDIS_URL, redis_up
 
 
 def _assert_limited(response, window: int = 60) -> None:  # type: ignore[no-untyped-def]
@@ -191,7 +190,7 @@ def test_budgets_are_shared_through_redis(make_app):
 
 
 def test_limits_fail_open_when_their_storage_is_down(make_app):
-    from ..live import free_port
+    from tests.support.live import free_port
 
     app = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0")
     _psi, pac, cid = people_of(app).pair()
@@ -209,7 +208,7 @@ def test_limits_fail_open_within_a_second_when_their_storage_is_silent(make_app,
     # once but for one REDIS_TIMEOUT, and the limits come back when Redis does.
     from urllib.parse import urlparse
 
-    from ..tcpproxy import TcpProxy
+    from tests.support.tcpproxy import TcpProxy
 
     redis_at = urlparse(REDIS_URL)
     proxy = TcpProxy((redis_at.hostname or "127.0.0.1", redis_at.port or 6379))

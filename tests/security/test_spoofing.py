@@ -15,8 +15,7 @@ from flask.testing import FlaskClient
 from miaubloom.chat.schemas import BIDI_CONTROLS
 from miaubloom.extensions import db, socketio
 from miaubloom.models import User
-
-from ..conftest import PASSWORD, People
+from tests.conftest import PASSWORD, People
 
 CONTROLS = sorted(BIDI_CONTROLS)
 

@@ -20,10 +20,10 @@ import pytest
 import requests
 import websocket
 
-from ..conftest import on_mysql
-from ..live import SECRET, raise_fd_limit
-from ..realtime import Peer, full_log, people_at, wait_for_event
-from ..sockets import RawTransport, ended_by_server
+from tests.conftest import on_mysql
+from tests.support.live import SECRET, raise_fd_limit
+from tests.support.realtime import full_log, people_at
+from tests.support.sockets import LiveSocket, RawTransport, ended_by_server
 
 pytestmark = pytest.mark.server
 
@@ -105,7 +105,10 @@ def test_new_transports_past_the_caps_are_refused_at_once(start_server):
         },
     )
     ana = people_at(server.url).register()
-    with Peer(server.url, ana.token), Peer(server.url, ana.token):  # two connected sockets
+    with (
+        LiveSocket(server.url, ana.token),
+        LiveSocket(server.url, ana.token),
+    ):  # two connected sockets
         assert _handshake(server.url)[0] == 200
         assert _handshake(server.url)[0] == 200  # 127.0.0.1 holds 4 transports now
         status, headers, body = _handshake(server.url)
@@ -146,7 +149,7 @@ def test_refusals_close_the_transport_and_say_why(start_server):
     assert json.loads(answer[2:])["data"]["code"] == "unauthenticated"  # err.data in the JS client
     assert intruder.closed_by_server(timeout=5)
     intruder.close()
-    sockets = [Peer(server.url, ana.token) for _ in range(3)]
+    sockets = [LiveSocket(server.url, ana.token) for _ in range(3)]
     try:
         extra = RawTransport(server.url)
         refusal = json.loads(extra.connect(ana.token)[2:])["data"]
@@ -158,11 +161,11 @@ def test_refusals_close_the_transport_and_say_why(start_server):
         assert extra.closed_by_server(timeout=5)
         extra.close()
         assert server.metric("miaubloom_refused_total", reason="user_sockets") == 1
-        with Peer(server.url, luis.token) as other:  # another user is not affected
+        with LiveSocket(server.url, luis.token) as other:  # another user is not affected
             assert other.client.connected
         sockets.pop().close()
         _wait(lambda: server.metric("miaubloom_connected_sockets") == 2, 5, "one closed")
-        sockets.append(Peer(server.url, ana.token))  # room again for ana
+        sockets.append(LiveSocket(server.url, ana.token))  # room again for ana
         assert sockets[-1].client.connected
     finally:
         for peer in sockets:
@@ -211,7 +214,7 @@ def test_a_client_that_never_reads_is_dropped(start_server, people, how):
         people.send(pac, cid, f"{n} {heavy}")
     server = start_server(**how)
     sync = {"conversacionId": cid, "afterSeq": 0, "limit": 200}
-    with Peer(server.url, psi.token) as reader:
+    with LiveSocket(server.url, psi.token) as reader:
         assert reader.call("chat:join-room", {"conversacionId": cid})["success"]
         assert reader.call("chat:sync", sync)["success"]  # the same pages, read: fine
         before = server.rss()
@@ -236,7 +239,7 @@ def test_a_client_that_never_reads_is_dropped(start_server, people, how):
             timeout=5,
         )
         assert r.status_code == 201
-        got = wait_for_event(reader, "chat:message-received", timeout=5)
+        got = reader.next_event("chat:message-received", timeout=5)
         assert got["mensaje"]["contenido"] == "sigues ahí?"
         attacker.close()
 
@@ -288,15 +291,15 @@ def test_a_fake_disconnect_is_refused_and_expiry_still_cuts(start_server):
     short = jwt.encode(
         {**claims, "exp": datetime.now(UTC) + timedelta(seconds=3)}, SECRET, algorithm="HS256"
     )
-    with Peer(server.url, psi.token) as watcher:
+    with LiveSocket(server.url, psi.token) as watcher:
         assert watcher.call("chat:join-room", {"conversacionId": cid})["success"]
         attacker = RawTransport(server.url)
         assert attacker.connect(short).startswith("40")
         assert attacker.call("chat:join-room", {"conversacionId": cid})["success"]
         attacker.send('42["disconnect"]')
         # Refused: the whole socket goes (presence says so once it really has).
-        offline = wait_for_event(
-            watcher, "chat:presence", timeout=5, match=lambda d: d["online"] is False
+        offline = watcher.next_event(
+            "chat:presence", timeout=5, match=lambda d: d["online"] is False
         )
         assert offline["userId"] == pac.id
         time.sleep(3)  # the token expires

@@ -1,0 +1,1 @@
+"""Tests of miaubloom/api: the HTTP routes."""

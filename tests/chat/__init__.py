@@ -1,0 +1,1 @@
+"""Tests of miaubloom/chat: the service, writer, presence, events and the live chat."""

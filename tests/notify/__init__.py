@@ -1,0 +1,1 @@
+"""Tests of miaubloom/notify: e-mail notifications."""

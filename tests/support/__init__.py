@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (and bench/): live servers, sockets, proxies, a mailbox, Redis."""

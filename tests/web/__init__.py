@@ -1,0 +1,1 @@
+"""Tests of miaubloom/web: the chat page in Chromium, and the app's JavaScript client."""
