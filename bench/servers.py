@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.live import BIN, METRICS_TOKEN, free_port, raise_fd_limit  # noqa: E402, F401
+from tests.support.live import BIN, METRICS_TOKEN, free_port, raise_fd_limit  # noqa: E402, F401
 
 BENCH = ROOT / "bench"
 NODE = BENCH / "node"
