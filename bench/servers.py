@@ -95,7 +95,6 @@ class Server:
         """Start it and wait for /api/health."""
         env = {
             **os.environ,
-            "MIAUBLOOM_ENV": "testing",
             "JWT_SECRET": SECRET,
             "SOCKETIO_ASYNC_MODE": self.mode,
             "HOST": "127.0.0.1",
@@ -205,7 +204,7 @@ def stop_process(p: subprocess.Popen) -> None:
 
 def migrate(db_url: str) -> None:
     """`flask --app wsgi db upgrade` on a database."""
-    env = {**os.environ, "DATABASE_URL": db_url, "MIAUBLOOM_ENV": "testing", "JWT_SECRET": SECRET}
+    env = {**os.environ, "DATABASE_URL": db_url, "JWT_SECRET": SECRET}
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
         cwd=ROOT, env=env, check=True, capture_output=True, timeout=120,
