@@ -184,7 +184,7 @@ def _refusal(out: Outgoing, row: Row[Any] | None) -> Forbidden | None:
 
 
 def _number(
-    batch: Sequence[Outgoing], todo: list[int], rows: dict[str, Any], now: datetime
+    batch: Sequence[Outgoing], todo: list[int], rows: dict[str, Row[Any]], now: datetime
 ) -> list[service.Sent]:
     """Each send's message with its seq, and its conversation as it was right after it.
 
