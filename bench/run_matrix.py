@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import BENCH, ROOT, database, raise_fd_limit, servers
 
 PY = sys.executable
-LOADGEN = str(BENCH / "loadgen.py")
+LOADGEN = str(BENCH / "loadgen")
 
 
 def machine() -> dict:
@@ -157,7 +157,7 @@ def idle(mode: str, a: argparse.Namespace, work: Path, log: list[dict]) -> dict:
     """M idle authenticated sockets on one chat process (MariaDB)."""
     with database("mariadb", work) as url, servers("chat", mode, 1, url, work, a.env) as ss:
         procs = max(1, a.idle_sockets // 2500)
-        args = ["idle", "--url", ss[0].url, "--sockets", str(a.idle_sockets), "--users", "100",
+        args = ["idle", "--url", ss[0].url, "--sockets", str(a.idle_sockets), "--users", str(max(2, a.idle_sockets // 25)),
                 "--procs", str(procs), "--server-pid", str(ss[0].process.pid),
                 "--max-seconds", str(a.max_seconds)]  # fmt: skip
         r = run_loadgen(args, a.max_seconds + 300, log)

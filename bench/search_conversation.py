@@ -37,7 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from big_conversation import bulk_fill
-from loadgen import _client, _connect, chat_pair, percentile
+from loadgen.protocol import client as _client
+from loadgen.protocol import connect as _connect
+from loadgen.setup import chat_pair
+from loadgen.stats import percentile
 from servers import database, raise_fd_limit, servers
 
 from miaubloom.models import MensajeBusqueda

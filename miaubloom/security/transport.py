@@ -214,6 +214,10 @@ class TransportGuard:
 
     def received(self, eio_sid: str, data: Any) -> None:
         """A client message: check it, then dispatch it as python-socketio would."""
+        if eio_sid not in self.server.environ:
+            # Closed while this message waited its turn (its handshake deadline passed
+            # under load): python-socketio would raise KeyError reading its environ.
+            return
         try:
             pkt = frames.decode(self.server.packet_class, data)
             if pkt.packet_type == packet.EVENT and eio_sid in self._pending:

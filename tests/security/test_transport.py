@@ -312,3 +312,21 @@ def test_a_fake_disconnect_is_refused_and_expiry_still_cuts(start_server):
         attacker.close()
     assert requests.get(server.url + "/api/auth/me", timeout=5, headers={
         "Authorization": f"Bearer {short}"}).status_code == 401  # fmt: skip
+
+
+def test_a_message_for_a_transport_already_closed_is_dropped_quietly():
+    """A CONNECT that waited its turn past its transport's close (the deadline, under load)
+    is ignored: python-socketio would raise KeyError, one traceback per late client."""
+    import socketio as python_socketio
+
+    from miaubloom.security.transport import Limits, TransportGuard
+
+    server = python_socketio.Server(async_mode="threading")
+    refused: list[str] = []
+    guard = TransportGuard(server, Limits(10, 10, 10, 5.0, 1 << 20), refused.append)
+    guard.install()
+    connected: list[str] = []
+    server.on("connect", lambda sid, environ, auth=None: connected.append(sid))
+    guard.received("closed-transport", '0{"token":"t"}')
+    guard.received("closed-transport", '2["chat:send-message",{}]')
+    assert connected == [] and refused == [] and guard.open_transports() == 0
