@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from config import Config, default_sqlite_uri
 
@@ -61,7 +64,7 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def _engine_options(app: Flask) -> dict:
+def _engine_options(app: Flask) -> dict[str, Any]:
     """Pool settings: pre-ping and recycle against MySQL's idle timeout."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite"):
@@ -88,7 +91,7 @@ def db_timeouts(seconds: float) -> dict[str, float]:
     return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     """WAL lets readers go on while a message is written; FKs as MySQL enforces them."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from .auth import Caller, check_password, hash_password
@@ -74,16 +77,19 @@ def assign_patient(caller: Caller, paciente_id: str) -> None:
     """Assign a patient to the calling psychologist (idempotent); Conflict if taken."""
     _require_psicologo(caller)
     _ensure_psicologo_profile(caller.user_id)
-    assigned = db.session.execute(
-        update(PerfilPaciente)
-        .where(PerfilPaciente.user_id == paciente_id)
-        .where(
-            or_(
-                PerfilPaciente.psicologo_asignado_id.is_(None),
-                PerfilPaciente.psicologo_asignado_id == caller.user_id,
+    assigned = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(PerfilPaciente)
+            .where(PerfilPaciente.user_id == paciente_id)
+            .where(
+                or_(
+                    PerfilPaciente.psicologo_asignado_id.is_(None),
+                    PerfilPaciente.psicologo_asignado_id == caller.user_id,
+                )
             )
-        )
-        .values(psicologo_asignado_id=caller.user_id)
+            .values(psicologo_asignado_id=caller.user_id)
+        ),
     ).rowcount
     db.session.commit()
     if not assigned:
@@ -94,11 +100,14 @@ def assign_patient(caller: Caller, paciente_id: str) -> None:
 def release_patient(caller: Caller, paciente_id: str) -> None:
     """Unassign a patient from the calling psychologist."""
     _require_psicologo(caller)
-    released = db.session.execute(
-        update(PerfilPaciente)
-        .where(PerfilPaciente.user_id == paciente_id)
-        .where(PerfilPaciente.psicologo_asignado_id == caller.user_id)
-        .values(psicologo_asignado_id=None)
+    released = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(PerfilPaciente)
+            .where(PerfilPaciente.user_id == paciente_id)
+            .where(PerfilPaciente.psicologo_asignado_id == caller.user_id)
+            .values(psicologo_asignado_id=None)
+        ),
     ).rowcount
     db.session.commit()
     if not released:

@@ -8,12 +8,13 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, cast
 
 import bcrypt
 import jwt
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from werkzeug.datastructures import Headers
 
 from .errors import Forbidden, Unauthenticated
 from .extensions import db
@@ -184,11 +185,11 @@ def revoke(caller: Caller) -> None:
 
 
 def token_from(
-    headers: Mapping[str, str], cookies: Mapping[str, str], auth: object = None
+    headers: Headers | Mapping[str, str], cookies: Mapping[str, str], auth: object = None
 ) -> str | None:
     """The token, from the Socket.IO auth object, the Bearer header or the cookie."""
     if isinstance(auth, Mapping) and isinstance(auth.get("token"), str) and auth["token"]:
-        return auth["token"]
+        return cast(str, auth["token"])
     header = headers.get("Authorization", "")
     if header[:7].lower() == "bearer " and header[7:].strip():
         return header[7:].strip()

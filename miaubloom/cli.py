@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from sqlalchemy import select
 
 from . import accounts
 from .auth import Caller, normalize_email, normalize_rol
@@ -19,7 +20,7 @@ def _caller_for(user: User) -> Caller:
 
 
 def _user(email: str) -> User:
-    user = db.session.scalar(db.select(User).where(User.email == normalize_email(email)))
+    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
         raise click.ClickException(f"no user with email {email}")
     return user
@@ -90,7 +91,7 @@ def register_cli(app: Flask) -> None:
         ]
         users = []
         for email, nombre, rol in people:
-            existing = db.session.scalar(db.select(User).where(User.email == email))
+            existing = db.session.scalar(select(User).where(User.email == email))
             users.append(existing or accounts.register(email, password, nombre, rol))
         psicologa, *pacientes = (_caller_for(u) for u in users)
         lines = ["Hola, ¿cómo te has sentido esta semana?", "Mejor, gracias. Dormí mejor."]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar
+
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints, so migrations can drop and alter them on every backend.
@@ -21,6 +23,10 @@ class Base(DeclarativeBase):
     """Declarative base with named constraints."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+    if TYPE_CHECKING:
+        # Every model here is mapped to a Table (never a join or a select).
+        __table__: ClassVar[Table]
 
 
 # Objects stay readable after commit: what was committed is announced from them

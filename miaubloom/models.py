@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -18,9 +19,18 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from .extensions import db
+
+if TYPE_CHECKING:
+    # db.Model is built at run time from extensions.Base (Flask-SQLAlchemy adds its
+    # mixins); to the type checker the typed declarative base is what it is.
+    from .extensions import Base as Model
+else:
+    Model = db.Model
 
 ROL_PACIENTE = "Paciente"
 ROL_PSICOLOGO = "Psicólogo"
@@ -52,7 +62,7 @@ Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
 LongText = Text().with_variant(mysql.TEXT(charset="utf8mb4"), "mysql", "mariadb")
 
 
-class ExactString(TypeDecorator):
+class ExactString(TypeDecorator[str]):
     """A string compared byte for byte on every backend.
 
     MySQL's collations equate "a", "A" and "a " (PAD SPACE), which would make
@@ -62,26 +72,26 @@ class ExactString(TypeDecorator):
     impl = String(64)
     cache_ok = True
 
-    def load_dialect_impl(self, dialect):  # type: ignore[no-untyped-def]
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         """VARBINARY on MySQL/MariaDB, plain text (binary collation) elsewhere."""
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.VARBINARY(256))
         return dialect.type_descriptor(String(64))
 
-    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | bytes | None:
         """Encode to UTF-8 where the column is binary."""
         if value is not None and dialect.name in ("mysql", "mariadb"):
             return value.encode("utf-8")
         return value
 
-    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> str | None:
         """Decode from UTF-8 where the column is binary."""
         if isinstance(value, bytes | bytearray):
             return bytes(value).decode("utf-8")
         return value
 
 
-class FoldedText(TypeDecorator):
+class FoldedText(TypeDecorator[str]):
     """Text folded by chat/folding.py, compared byte for byte: a search does no collation work.
 
     MEDIUMBLOB on MySQL/MariaDB (folding may lengthen a text: "ß" becomes "ss"),
@@ -91,26 +101,26 @@ class FoldedText(TypeDecorator):
     impl = Text
     cache_ok = True
 
-    def load_dialect_impl(self, dialect):  # type: ignore[no-untyped-def]
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         """MEDIUMBLOB on MySQL/MariaDB, TEXT elsewhere."""
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.MEDIUMBLOB())
         return dialect.type_descriptor(Text())
 
-    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | bytes | None:
         """Encode to UTF-8 where the column is binary."""
         if value is not None and dialect.name in ("mysql", "mariadb"):
             return value.encode("utf-8")
         return value
 
-    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> str | None:
         """Decode from UTF-8 where the column is binary."""
         if isinstance(value, bytes | bytearray):
             return bytes(value).decode("utf-8")
         return value
 
 
-class User(db.Model):
+class User(Model):
     """A MiauBloom account: a patient or a psychologist."""
 
     __tablename__ = "Users"
@@ -130,7 +140,7 @@ class User(db.Model):
         return self.rol == ROL_PSICOLOGO
 
 
-class PerfilPsicologo(db.Model):
+class PerfilPsicologo(Model):
     """A psychologist's profile; patients are assigned to it."""
 
     __tablename__ = "Perfiles_Psicologo"
@@ -146,7 +156,7 @@ class PerfilPsicologo(db.Model):
     foto_perfil: Mapped[str | None] = mapped_column(String(500))
 
 
-class PerfilPaciente(db.Model):
+class PerfilPaciente(Model):
     """A patient's profile, with the psychologist assigned to them (if any)."""
 
     __tablename__ = "Perfiles_Paciente"
@@ -167,7 +177,7 @@ class PerfilPaciente(db.Model):
     foto_perfil: Mapped[str | None] = mapped_column(String(500))
 
 
-class Conversacion(db.Model):
+class Conversacion(Model):
     """The one conversation between a psychologist and a patient."""
 
     __tablename__ = "Conversaciones"
@@ -185,7 +195,7 @@ class Conversacion(db.Model):
     no_leidos_paciente: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class Mensaje(db.Model):
+class Mensaje(Model):
     """One message, numbered by seq within its conversation."""
 
     __tablename__ = "Mensajes"
@@ -221,7 +231,7 @@ class Mensaje(db.Model):
         return self.eliminado_at is not None
 
 
-class MensajeBusqueda(db.Model):
+class MensajeBusqueda(Model):
     """A message's current text folded for search (v1.2), one narrow row per message.
 
     Clustered by (conversacion_id, seq), apart from the wide Mensajes rows, so a
@@ -245,7 +255,7 @@ class MensajeBusqueda(db.Model):
     busqueda: Mapped[str] = mapped_column(FoldedText)
 
 
-class MensajeVersion(db.Model):
+class MensajeVersion(Model):
     """An earlier version of an edited message (the current one is in Mensajes)."""
 
     __tablename__ = "chat_mensajes_versiones"
@@ -260,7 +270,7 @@ class MensajeVersion(db.Model):
     editado_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
-class MensajeRetenido(db.Model):
+class MensajeRetenido(Model):
     """A deleted message's text and earlier versions, kept when DELETED_RETENTION=keep.
 
     For the clinical record only: no route or event reads this table.
@@ -278,7 +288,7 @@ class MensajeRetenido(db.Model):
     eliminado_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
-class TokenRevocado(db.Model):
+class TokenRevocado(Model):
     """A token ended by logout, refused until it would have expired anyway."""
 
     __tablename__ = "chat_tokens_revocados"
@@ -288,7 +298,7 @@ class TokenRevocado(db.Model):
     expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
 
 
-class Notificacion(db.Model):
+class Notificacion(Model):
     """Where one member's e-mail notifications of one conversation stand (chat-owned).
 
     No foreign keys: the app's tables keep their own collation, which a key
@@ -313,7 +323,7 @@ class Notificacion(db.Model):
     fallos: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class Preferencias(db.Model):
+class Preferencias(Model):
     """A person's chat settings (chat-owned): whether unread messages are notified by e-mail."""
 
     __tablename__ = "chat_preferencias"

@@ -131,7 +131,7 @@ class _Guarded:
         self._check()
         self._opened_after = _silences.get(self.address, 0)
         try:
-            return super()._connect()  # type: ignore[misc]
+            return super()._connect()  # type: ignore[misc]  # reaches the redis-py class mixed in after this one
         except OSError as exc:  # refused, unreachable, or no answer to the handshake
             self.mark_down(exc)
             raise
@@ -139,12 +139,12 @@ class _Guarded:
     def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
         """Send a command, unless this Redis is down (an open connection would wait too)."""
         self._check()
-        super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+        super().send_packed_command(*args, **kwargs)  # type: ignore[misc]  # reaches the redis-py class mixed in after this one
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         """Read a reply; a missed deadline marks this Redis down."""
         try:
-            response = super().read_response(*args, **kwargs)  # type: ignore[misc]
+            response = super().read_response(*args, **kwargs)  # type: ignore[misc]  # reaches the redis-py class mixed in after this one
         except RedisTimeoutError as exc:
             self.mark_down(exc)
             raise
@@ -176,7 +176,7 @@ def options(url: str, timeout: float, down_for: float) -> dict[str, Any]:
     return opts
 
 
-def config_options(url: str, config: dict) -> dict[str, Any]:
+def config_options(url: str, config: dict[str, Any]) -> dict[str, Any]:
     """options() with the app's REDIS_TIMEOUT and REDIS_RETRY_AFTER."""
     return options(url, float(config["REDIS_TIMEOUT"]), float(config["REDIS_RETRY_AFTER"]))
 
@@ -184,7 +184,7 @@ def config_options(url: str, config: dict) -> dict[str, Any]:
 _clients: dict[tuple[str, float, float], redis.Redis] = {}
 
 
-def client(url: str, config: dict) -> redis.Redis:
+def client(url: str, config: dict[str, Any]) -> redis.Redis:
     """This process's client for the Redis at url (one connection pool per Redis and settings)."""
     key = (url, float(config["REDIS_TIMEOUT"]), float(config["REDIS_RETRY_AFTER"]))
     with _lock:
@@ -194,7 +194,7 @@ def client(url: str, config: dict) -> redis.Redis:
     return found
 
 
-def answers(url: str, config: dict) -> bool:
+def answers(url: str, config: dict[str, Any]) -> bool:
     """Whether the Redis at url answers a PING now (False at once while it is marked down)."""
     if is_down(url):
         return False
@@ -209,7 +209,7 @@ def subscribed(
     channel: str,
     timeout: float,
     sleep: Callable[[float], object] = time.sleep,
-) -> Iterator[dict]:
+) -> Iterator[dict[str, Any]]:
     """Every message published on channel, forever, through outages.
 
     redis-py's listen() blocks on a silent connection until the kernel gives
@@ -242,7 +242,7 @@ def subscribed(
         sleep(_POLL)
 
 
-def _listen(pubsub: redis.client.PubSub, timeout: float) -> Iterator[dict]:
+def _listen(pubsub: redis.client.PubSub, timeout: float) -> Iterator[dict[str, Any]]:
     heard = time.monotonic()
     pinged: float | None = None
     while True:

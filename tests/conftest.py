@@ -154,21 +154,11 @@ def people(client: FlaskClient) -> People:
 @pytest.fixture
 def sockets(app: Flask) -> Iterator:
     """Opens socketio.test_client sockets for people, and closes them afterwards."""
-    from miaubloom.extensions import socketio
+    from tests.support.testclient import SocketOpener
 
-    opened = []
-
-    def open_(person=None, **kw):
-        if person is not None and not kw:
-            kw = {"auth": {"token": person.token}}
-        s = socketio.test_client(app, **kw)
-        opened.append(s)
-        return s
-
-    yield open_
-    for s in opened:
-        if s.is_connected():
-            s.disconnect()
+    opener = SocketOpener(app)
+    yield opener
+    opener.close()
 
 
 def events(s, name=None):
@@ -177,15 +167,6 @@ def events(s, name=None):
     return [
         (e["name"], e["args"][0] if e["args"] else None) for e in got if name in (None, e["name"])
     ]
-
-
-def joined(sockets, person, cid):
-    """A socket of person joined to the conversation, its events so far forgotten."""
-    s = sockets(person)
-    ack = s.emit("chat:join-room", {"conversacionId": cid}, callback=True)
-    assert ack["success"], ack
-    s.get_received()
-    return s
 
 
 @pytest.fixture

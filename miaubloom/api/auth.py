@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
@@ -80,7 +82,7 @@ def session_user() -> ResponseReturnValue:
     return ok(authenticated=True, user=_with_profile(user))
 
 
-def _with_profile(user: User) -> dict:
+def _with_profile(user: User) -> dict[str, Any]:
     """`user` with the app's perfilCompleto."""
     return wire.user_with_profile(user, accounts.profile_complete(user))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
@@ -123,11 +124,11 @@ def _models(operations: tuple[Operation, ...]) -> list[type[BaseModel]]:
     return list(dict.fromkeys(models))
 
 
-def _json(schema_ref: dict) -> dict:
+def _json(schema_ref: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema_ref}}
 
 
-def _failures(op: Operation) -> dict[int, dict]:
+def _failures(op: Operation) -> dict[int, dict[str, Any]]:
     codes = {400, 429, 503, *op.fails}
     if op.auth:
         codes |= {401, 403}
@@ -145,12 +146,12 @@ def _failures(op: Operation) -> dict[int, dict]:
     }
 
 
-def _success(op: Operation, schema_ref: dict) -> dict:
+def _success(op: Operation, schema_ref: dict[str, Any]) -> dict[str, Any]:
     content = _json(schema_ref)
     content.update(
         {media: {"schema": {"type": "string", "format": "binary"}} for media in op.downloads}
     )
-    success: dict = {"description": "success", "content": content}
+    success: dict[str, Any] = {"description": "success", "content": content}
     if op.downloads:
         success["headers"] = {
             "Content-Disposition": {"schema": {"type": "string", "pattern": "^attachment; "}}
@@ -158,7 +159,7 @@ def _success(op: Operation, schema_ref: dict) -> dict:
     return success
 
 
-def _parameters(model: type[BaseModel], schema: dict) -> list[dict]:
+def _parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
     required = set(schema.get("required", []))
     return [
         {"name": name, "in": "query", "required": name in required, "schema": prop}
@@ -166,9 +167,9 @@ def _parameters(model: type[BaseModel], schema: dict) -> list[dict]:
     ]
 
 
-def _operation(op: Operation, schemas: dict) -> dict:
+def _operation(op: Operation, schemas: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     status, model = op.ok
-    spec: dict = {
+    spec: dict[str, Any] = {
         "operationId": op.method + op.path.replace("/", "_").replace("-", "_"),
         "summary": op.summary,
         "responses": {
@@ -205,12 +206,12 @@ def routed(app: Flask) -> tuple[Operation, ...]:
     return tuple(op for op in OPERATIONS if (op.method, op.path) in rules)
 
 
-def describe(operations: tuple[Operation, ...] = OPERATIONS) -> dict:
+def describe(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     """The OpenAPI 3.1 document of these operations."""
     models = _models(operations)
     refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = {m: refs[(m, "validation")] for m in models}
-    paths: dict[str, dict] = {}
+    paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method] = _operation(op, schemas)
     return {

@@ -27,7 +27,8 @@ def init_app(app: Flask) -> None:
         client_manager=client_manager(
             app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"], app.config
         ),
-        cors_allowed_origins=socketio_origins(app.config["ALLOWED_ORIGINS"]),
+        # types-flask-socketio leaves out the callable and None that python-socketio accepts.
+        cors_allowed_origins=socketio_origins(app.config["ALLOWED_ORIGINS"]),  # type: ignore[arg-type]
         max_http_buffer_size=app.config["SOCKETIO_MAX_BUFFER"],
     )
     # Flask-SocketIO runs every event in a request context built from the

@@ -77,7 +77,7 @@ def presence(user_id: str, online: bool, conversations: list[tuple[str, str]]) -
     targets = [rooms.conversation(cid) for cid, _ in conversations]
     targets += [rooms.user(other) for _, other in conversations]
     payload = {"userId": user_id, "online": online, "lastSeen": wire.timestamp(utcnow())}
-    socketio.emit("chat:presence", payload, to=targets)
+    socketio.emit("chat:presence", payload, to=targets)  # type: ignore[arg-type]  # types-flask-socketio: to is str; a list is accepted
 
 
 def typing(event: str, user_id: str, conversacion_id: str, skip_sid: str | None) -> None:

@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import Engine, LargeBinary, cast, func, select
+from sqlalchemy import Row as SqlRow
 
 from ..auth import Caller
 from ..extensions import db
@@ -181,7 +183,7 @@ def pages(export: Export, size: int = PAGE) -> Iterator[list[Row]]:
         after = rows[-1].seq
 
 
-def _row(r, earlier: list[tuple[int, str, datetime | None]]) -> Row:  # type: ignore[no-untyped-def]
+def _row(r: SqlRow[*tuple[Any, ...]], earlier: list[tuple[int, str, datetime | None]]) -> Row:
     deleted = r.eliminado_at is not None
     versions = [] if deleted else [*earlier, (r.version, r.contenido, r.editado_at)]
     return Row(
@@ -247,11 +249,11 @@ def batches(source: Iterable[list[Row]], size: int = BATCH) -> Iterator[list[Row
             time.sleep(0.001)
 
 
-def _member(m: Member) -> dict:
+def _member(m: Member) -> dict[str, Any]:
     return {"id": m.id, "nombre": m.nombre, "rol": m.rol}
 
 
-def mensaje(export: Export, row: Row) -> dict:
+def mensaje(export: Export, row: Row) -> dict[str, Any]:
     """One exported message: the wire shape plus read time and versions; no text once deleted."""
     return {
         "id": row.id,
@@ -355,7 +357,7 @@ class Transcript:
                     yield from self._line(line, BODY, BLACK, LEADING)
         self.y -= GAP
 
-    def _wrap(self, glyphs: list[pdfstream.Glyph], size: float) -> Iterator[list]:
+    def _wrap(self, glyphs: list[pdfstream.Glyph], size: float) -> Iterator[list[pdfstream.Glyph]]:
         """Lines no wider than the text width: break at spaces, or anywhere in a long word."""
         limit = self.text_width * 1000 / size
         space = self.doc.glyph(" ")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,7 +71,7 @@ class GroupCommit(Generic[T, R]):
             self._lead()
         if pending.error is not None:
             raise pending.error
-        return pending.result
+        return cast(R, pending.result)
 
     def _lead(self) -> None:
         """Run one batch from the head of the queue, then pass the lead on."""

@@ -44,7 +44,7 @@ def _keep_alive(app: Flask, presence: RedisPresence) -> None:
             for user_id in presence.reap():
                 with app.app_context():
                     broadcast.presence(user_id, False, service.member_pairs(user_id))
-            socketio.sleep(presence.ttl / 3)
+            socketio.sleep(presence.ttl / 3)  # type: ignore[arg-type]  # types-flask-socketio says int; it takes float
         except redisconn.RedisDown:
             socketio.sleep(1)  # logged once, when it went down
         except RedisError as exc:

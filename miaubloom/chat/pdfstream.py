@@ -77,7 +77,7 @@ def _read_face(path: Path, font: TTFont) -> Face:
         ascent=round(hhea.ascent * scale),
         descent=round(hhea.descent * scale),
         cap_height=round(getattr(os2, "sCapHeight", hhea.ascent) * scale),
-        bbox=tuple(round(v * scale) for v in (head.xMin, head.yMin, head.xMax, head.yMax)),  # type: ignore[arg-type]
+        bbox=tuple(round(v * scale) for v in (head.xMin, head.yMin, head.xMax, head.yMax)),
         name=name.replace(" ", ""),
     )
 

@@ -29,8 +29,10 @@ from .. import redisconn
 MAX_PIPELINE = 256
 
 
-class PipelinedRedisManager(socketio.RedisManager):
+class PipelinedRedisManager(socketio.RedisManager):  # type: ignore[misc]  # python-socketio: no types, no stubs
     """RedisManager whose publishes made during another one go out together after it."""
+
+    connected: bool  # RedisManager's: whether self.redis is connected
 
     def __init__(
         self, url: str, channel: str, write_only: bool = False, timeout: float = 0.5, **options: Any
@@ -82,7 +84,7 @@ class PipelinedRedisManager(socketio.RedisManager):
                 )
                 self.connected = False
 
-    def _redis_listen_with_retries(self) -> Iterator[dict]:
+    def _redis_listen_with_retries(self) -> Iterator[dict[str, Any]]:
         """The channel's messages; unlike RedisManager's, this listener notices a silent Redis."""
         return redisconn.subscribed(self._listener_redis, self.channel, self.timeout)
 
@@ -92,7 +94,7 @@ class PipelinedRedisManager(socketio.RedisManager):
         return self.redis
 
 
-def client_manager(url: str | None, channel: str, config: dict) -> socketio.Manager:
+def client_manager(url: str | None, channel: str, config: dict[str, Any]) -> socketio.Manager:
     """This process's rooms alone without a queue; with one (a Redis, as presence needs), the relay."""
     if not url:
         return socketio.Manager()

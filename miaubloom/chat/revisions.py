@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import Table, insert, literal, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.sql import ColumnElement
 
 from ..auth import Caller
 from ..errors import Conflict, Forbidden
@@ -78,16 +81,19 @@ def edit_message(caller: Caller, message_id: str, contenido: str, version: int) 
     if mensaje.contenido == contenido:
         return Changed(mensaje, conv, changed=False, ultimo=None)
     replaced = Version(mensaje.version, mensaje.contenido, mensaje.editado_at)
-    claimed = db.session.execute(
-        update(Mensaje)
-        .where(
-            Mensaje.id == mensaje.id,
-            Mensaje.version == version,
-            Mensaje.eliminado_at.is_(None),
-        )
-        .values(contenido=contenido, version=version + 1, editado_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount  # fmt: skip
+    claimed = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Mensaje)
+            .where(
+                Mensaje.id == mensaje.id,
+                Mensaje.version == version,
+                Mensaje.eliminado_at.is_(None),
+            )
+            .values(contenido=contenido, version=version + 1, editado_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if not claimed:  # another edit or a deletion committed first
         db.session.rollback()
         raise Conflict(STALE)
@@ -130,16 +136,19 @@ def _tombstone(caller: Caller, mensaje: Mensaje, conv: Conversacion) -> bool:
     now = utcnow()
     current = Version(mensaje.version, mensaje.contenido, mensaje.editado_at)
     was_read = bool(mensaje.leido)
-    blanked = db.session.execute(
-        update(Mensaje)
-        .where(
-            Mensaje.id == mensaje.id,
-            Mensaje.version == current.version,
-            Mensaje.leido.is_(was_read),
-            Mensaje.eliminado_at.is_(None),
-        )
-        .values(contenido="", eliminado_at=now)
-        .execution_options(synchronize_session=False)
+    blanked = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Mensaje)
+            .where(
+                Mensaje.id == mensaje.id,
+                Mensaje.version == current.version,
+                Mensaje.leido.is_(was_read),
+                Mensaje.eliminado_at.is_(None),
+            )
+            .values(contenido="", eliminado_at=now)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if not blanked:
         return False
@@ -161,7 +170,7 @@ def _tombstone(caller: Caller, mensaje: Mensaje, conv: Conversacion) -> bool:
     return True
 
 
-def _search_row(mensaje: Mensaje):  # type: ignore[no-untyped-def]
+def _search_row(mensaje: Mensaje) -> tuple[Table, ColumnElement[bool]]:
     """The search table, and the condition naming this message's row in it."""
     table = MensajeBusqueda.__table__
     return table, (table.c.conversacion_id == mensaje.conversacion_id) & (
@@ -173,7 +182,9 @@ def _refold(mensaje: Mensaje, contenido: str) -> None:
     """Write the new text's folded form (the row is added if it was missing)."""
     table, row = _search_row(mensaje)
     folded = fold(contenido)
-    if not db.session.execute(update(table).where(row).values(busqueda=folded)).rowcount:
+    if not cast(
+        CursorResult[Any], db.session.execute(update(table).where(row).values(busqueda=folded))
+    ).rowcount:
         db.session.execute(
             insert(table).values(
                 conversacion_id=mensaje.conversacion_id, seq=mensaje.seq, busqueda=folded

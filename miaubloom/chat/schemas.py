@@ -50,9 +50,10 @@ def text(
     strip: bool = False,
     lower: bool = False,
     plain: bool = False,
-) -> Any:
-    """A strict string type: storable as UTF-8, optionally stripped and lowered, bounded.
+) -> AfterValidator:
+    """A string's checks: storable as UTF-8, optionally stripped and lowered, bounded.
 
+    Used as Annotated[str, Field(strict=True), text(...)], which type checkers read as str.
     plain: no bidirectional control (for what is shown beside other text: names, emails).
     """
 
@@ -77,7 +78,7 @@ def text(
             )
         return value
 
-    return Annotated[str, Field(strict=True), AfterValidator(check)]
+    return AfterValidator(check)
 
 
 def _uuid(value: str) -> str:
@@ -96,21 +97,25 @@ def _rol(value: str) -> str:
     return rol
 
 
-Text = text()
+Text = Annotated[str, Field(strict=True), text()]
 Rol = Annotated[str, Field(strict=True), AfterValidator(_rol)]
 Id = Annotated[
     str,
     Field(strict=True, max_length=64, json_schema_extra={"format": "uuid"}),
     AfterValidator(_uuid),
 ]
-ClientId = text(min_length=1, max_length=64)
+ClientId = Annotated[str, Field(strict=True), text(min_length=1, max_length=64)]
 Email = Annotated[
+    str,
+    Field(strict=True),
     text(min_length=3, max_length=255, strip=True, lower=True, plain=True),
     AfterValidator(normalize_email),
 ]
-Password = text(min_length=8, max_length=72)
-LoginPassword = text(max_length=1024)
-Nombre = text(min_length=1, max_length=255, strip=True, plain=True)
+Password = Annotated[str, Field(strict=True), text(min_length=8, max_length=72)]
+LoginPassword = Annotated[str, Field(strict=True), text(max_length=1024)]
+Nombre = Annotated[
+    str, Field(strict=True), text(min_length=1, max_length=255, strip=True, plain=True)
+]
 Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_SEQ)]
 Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_PAGE)]
 
@@ -281,7 +286,7 @@ class SearchQuery(Payload):
     """GET /api/chat/mensajes/buscar query string."""
 
     conversacionId: Id
-    q: text(min_length=2, max_length=200, strip=True)  # type: ignore[valid-type]
+    q: Annotated[str, Field(strict=True), text(min_length=2, max_length=200, strip=True)]
     before: Annotated[int, Field(ge=1)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import (
@@ -14,8 +16,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement
 
 from ..auth import Caller
 from ..errors import Forbidden
@@ -86,7 +90,7 @@ def other_member(conversacion: Conversacion, user_id: str) -> str:
     return conversacion.psicologo_id
 
 
-def _is_member(caller: Caller):  # type: ignore[no-untyped-def]
+def _is_member(caller: Caller) -> ColumnElement[bool]:
     """SQL condition: the caller is this conversation's member in their role."""
     if caller.is_psicologo:
         return Conversacion.psicologo_id == caller.user_id
@@ -188,7 +192,8 @@ def ensure_assigned(caller: Caller) -> None:
         .order_by(perfil.user_id)
     ).all()
     for psicologo_id, paciente_id in missing:
-        _create_pair(psicologo_id, paciente_id)
+        # Not null: `mine` selects assigned patients only.
+        _create_pair(typing.cast(str, psicologo_id), paciente_id)
 
 
 def send_message(
@@ -308,11 +313,14 @@ def mark_read(
     unread = [from_other, Mensaje.leido.is_(False), Mensaje.eliminado_at.is_(None)]
     if hasta_seq is not None:
         unread.append(Mensaje.seq <= hasta_seq)
-    leidos = db.session.execute(
-        update(Mensaje)
-        .where(*unread)
-        .values(leido=True, leido_at=utcnow())
-        .execution_options(synchronize_session=False)
+    leidos = typing.cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Mensaje)
+            .where(*unread)
+            .values(leido=True, leido_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if leidos:
         counter = "no_leidos_psicologo" if caller.is_psicologo else "no_leidos_paciente"
@@ -363,6 +371,7 @@ def list_conversations(caller: Caller, incluir_cerradas: bool = False) -> list[S
     """
     ensure_assigned(caller)
     otro = aliased(User)
+    profile: tuple[type[PerfilPaciente | PerfilPsicologo], ColumnElement[bool]]
     if caller.is_psicologo:
         otro_id, foto = Conversacion.paciente_id, PerfilPaciente.foto_perfil
         profile = (PerfilPaciente, PerfilPaciente.user_id == otro_id)

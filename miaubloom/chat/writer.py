@@ -10,9 +10,11 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, insert, select, update
+from sqlalchemy import Integer, Row, Update, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql import ColumnElement
 
 from .. import observability
 from ..auth import Caller
@@ -35,7 +37,7 @@ _INSERT_BUSQUEDA = insert(MensajeBusqueda.__table__)
 
 
 @functools.cache
-def _claim(conversations: int):  # type: ignore[no-untyped-def]
+def _claim(conversations: int) -> Update:
     """UPDATE taking the next seqs of that many conversations and counting them unread.
 
     Built once per count: conversation k is bound as ck, its new messages as
@@ -44,7 +46,7 @@ def _claim(conversations: int):  # type: ignore[no-untyped-def]
     c = _CONV.c
     ids = range(conversations)
 
-    def plus(column, name: str):  # type: ignore[no-untyped-def]
+    def plus(column: ColumnElement[int], name: str) -> ColumnElement[int]:
         whens = [(c.id == bindparam(f"c{k}"), bindparam(f"{name}{k}", type_=Integer)) for k in ids]
         return column + case(*whens, else_=0)
 
@@ -153,10 +155,10 @@ def _stored_already(out: Outgoing, conflict: IntegrityError) -> service.Sent:
     return service.Sent(repeated, conv, created=False)
 
 
-def _claim_params(sends: list[Outgoing], now: datetime) -> tuple[list[str], dict]:
+def _claim_params(sends: list[Outgoing], now: datetime) -> tuple[list[str], dict[str, Any]]:
     """The conversations the sends go to (sorted), and _claim's parameters for them."""
     ids = sorted({out.conversacion_id for out in sends})
-    params: dict = {"now": now}
+    params: dict[str, Any] = {"now": now}
     for k, cid in enumerate(ids):
         mine = [out for out in sends if out.conversacion_id == cid]
         by_psicologo = sum(1 for out in mine if out.caller.is_psicologo)
@@ -169,7 +171,7 @@ def _claim_params(sends: list[Outgoing], now: datetime) -> tuple[list[str], dict
     return ids, params
 
 
-def _refusal(out: Outgoing, row) -> Forbidden | None:  # type: ignore[no-untyped-def]
+def _refusal(out: Outgoing, row: Row[Any] | None) -> Forbidden | None:
     """Why this send may not go into the conversation row, or None."""
     if row is None:
         return Forbidden(service.NOT_MEMBER)
@@ -182,7 +184,7 @@ def _refusal(out: Outgoing, row) -> Forbidden | None:  # type: ignore[no-untyped
 
 
 def _number(
-    batch: Sequence[Outgoing], todo: list[int], rows: dict, now: datetime
+    batch: Sequence[Outgoing], todo: list[int], rows: dict[str, Row[Any]], now: datetime
 ) -> list[service.Sent]:
     """Each send's message with its seq, and its conversation as it was right after it.
 
@@ -229,12 +231,14 @@ def _new_mensaje(out: Outgoing, conversacion_id: str, seq: int, now: datetime) -
     )
 
 
-def _columns(row: Mensaje) -> dict:
+def _columns(row: Mensaje) -> dict[str, Any]:
     """A transient model's column values, for a Core INSERT."""
     return {c.key: getattr(row, c.key) for c in Mensaje.__table__.columns}
 
 
-def _folded(batch: Sequence[Outgoing], todo: list[int], sent: list[service.Sent]) -> list[dict]:
+def _folded(
+    batch: Sequence[Outgoing], todo: list[int], sent: list[service.Sent]
+) -> list[dict[str, Any]]:
     """The search rows of the messages being stored (their text folded before the transaction)."""
     return [
         {

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import dramatiq
 import redis
@@ -98,7 +98,7 @@ class Notifier:
             },
         )
 
-    def _broker(self, cfg: dict) -> dramatiq.Broker:
+    def _broker(self, cfg: dict[str, Any]) -> dramatiq.Broker:
         retries = Retries(max_retries=cfg["NOTIFY_MAX_RETRIES"])
         if not self.redis_url:
             return StubBroker(middleware=[retries])
@@ -254,7 +254,7 @@ class Notifier:
     def scan(self) -> int:
         """Schedule a check for every pair a lost job would have notified; how many."""
         if self.redis is not None:
-            lock = f"{self.broker.namespace}:scan"  # type: ignore[attr-defined]
+            lock = f"{cast(RedisBroker, self.broker).namespace}:scan"  # a Redis: its broker
             hold = max(100, int(self.scan_seconds * 800))
             if not self.redis.set(lock, "1", nx=True, px=hold):
                 return 0  # another worker scanned this period
@@ -297,7 +297,7 @@ class Notifier:
 
     def run_worker(self, threads: int, stop: threading.Event) -> None:
         """`flask notify-worker`: run the Redis queue's jobs and the scan until `stop` is set."""
-        self.broker.maintenance_chance = WORKER_MAINTENANCE  # type: ignore[attr-defined]
+        cast(RedisBroker, self.broker).maintenance_chance = WORKER_MAINTENANCE
         worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=1000)
         worker.start()
         log.info("notification worker started", extra={"threads": threads})

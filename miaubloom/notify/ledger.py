@@ -19,9 +19,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ColumnElement, Executable
 
 from ..extensions import db
 from ..models import Conversacion, Mensaje, Notificacion, Preferencias, User
@@ -78,7 +81,8 @@ def set_enabled(user_id: str, on: bool) -> bool:
     except IntegrityError:
         # Two requests created it at once: set it on the row that won.
         db.session.rollback()
-        db.session.get(Preferencias, user_id).notificar_correo = on  # type: ignore[union-attr]
+        # The row exists: the insert that beat this one committed it.
+        cast(Preferencias, db.session.get(Preferencias, user_id)).notificar_correo = on
         db.session.commit()
     return on
 
@@ -113,7 +117,8 @@ def _row(conversacion_id: str, usuario_id: str) -> Notificacion:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # another job made it first
-    return db.session.get(Notificacion, key, populate_existing=True)  # type: ignore[return-value]
+    # Inserted above, or by the job whose insert won: the row exists.
+    return cast(Notificacion, db.session.get(Notificacion, key, populate_existing=True))
 
 
 def pending(f: Facts, seen: datetime | None) -> Pending:
@@ -131,7 +136,7 @@ def pending(f: Facts, seen: datetime | None) -> Pending:
     return Pending(row[0], row[1], row[2])
 
 
-def unread_from(f: Facts) -> list:
+def unread_from(f: Facts) -> list[ColumnElement[bool]]:
     """SQL conditions: the sender's unread messages that no mail has covered yet."""
     return [
         Mensaje.conversacion_id == f.conversacion_id,
@@ -143,12 +148,12 @@ def unread_from(f: Facts) -> list:
     ]
 
 
-def _where(f: Facts, *more) -> list:  # type: ignore[no-untyped-def]
+def _where(f: Facts, *more: ColumnElement[bool]) -> list[ColumnElement[bool]]:
     return [_N.conversacion_id == f.conversacion_id, _N.usuario_id == f.recipient_id, *more]
 
 
-def _commit(statement) -> int:  # type: ignore[no-untyped-def]
-    rowcount = db.session.execute(statement).rowcount
+def _commit(statement: Executable) -> int:
+    rowcount = cast(CursorResult[Any], db.session.execute(statement)).rowcount
     db.session.commit()
     return rowcount
 
@@ -202,7 +207,7 @@ def sending(f: Facts, attempt: str, now: datetime, lease: float) -> bool:
 
 def finish(f: Facts, attempt: str, sent_at: datetime | None) -> bool:
     """Close the claim: its messages covered; the interval restarts at sent_at if it was sent."""
-    values: dict = {
+    values: dict[str, Any] = {
         "estado": None,
         "intento": None,
         "plazo": None,

@@ -22,4 +22,4 @@ def init_app(app: Flask) -> None:
     if hops:
         # Outermost, so that every per-address limit (HTTP, Socket.IO, transports) and the
         # audit log see the client's address, not the proxy's.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # Flask's documented way to add WSGI middleware

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 from flask import Flask, Response, g, request
 
@@ -43,7 +44,11 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-class _Stderr(logging.StreamHandler):
+# Marks the handler init_app installs, so a second app replaces it rather than adding one.
+HANDLER_NAME = "miaubloom-audit"
+
+
+class _Stderr(logging.StreamHandler[TextIO]):
     """stderr as it is at each write (test runners swap it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -55,11 +60,11 @@ class _Stderr(logging.StreamHandler):
 def init_app(app: Flask) -> None:
     """Write the audit log to AUDIT_LOG, or to stderr when unset."""
     path = app.config.get("AUDIT_LOG") or ""
-    for old in [h for h in log.handlers if getattr(h, "miaubloom_audit", False)]:
+    for old in [h for h in log.handlers if h.get_name() == HANDLER_NAME]:
         log.removeHandler(old)
         old.close()
     handler = logging.FileHandler(path, encoding="utf-8") if path else _Stderr()
-    handler.miaubloom_audit = True  # type: ignore[attr-defined]
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonLines())
     log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, current_app, request
 from flask_cors import CORS
@@ -20,12 +21,12 @@ def allowed(origin: str, allowed_origins: list[str]) -> bool:
     return origin.rstrip("/") in (*allowed_origins, own)
 
 
-def socketio_origins(allowed_origins: list[str]) -> Callable[[str, dict], bool] | None:
+def socketio_origins(allowed_origins: list[str]) -> Callable[[str, dict[str, Any]], bool] | None:
     """Socket.IO's origin check: the configured origins and this server's own (None: own only)."""
     if not allowed_origins:
         return None  # python-engineio's default: the same origin only
 
-    def check(origin: str, environ: dict) -> bool:
+    def check(origin: str, environ: dict[str, Any]) -> bool:
         if "*" in allowed_origins or origin in allowed_origins:
             return True
         scheme = environ.get("HTTP_X_FORWARDED_PROTO", environ.get("wsgi.url_scheme", "http"))

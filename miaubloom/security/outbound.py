@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 
 def _size(pkt: Any) -> int:
@@ -79,11 +79,11 @@ class BoundedQueue:
 
     def qsize(self) -> int:
         """Packets waiting."""
-        return self.inner.qsize()
+        return cast(int, self.inner.qsize())
 
     def empty(self) -> bool:
         """Whether no packet waits."""
-        return self.inner.empty()
+        return cast(bool, self.inner.empty())
 
 
 def bounded(create_queue: Callable[[], Any], limit: int) -> Callable[..., BoundedQueue]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from flask import Flask, request
+from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
 
@@ -81,11 +82,16 @@ def spends(config_key: str) -> Callable[[V], V]:
     return wrap
 
 
-def storage_uri(config: dict) -> str:
+def _configured(app: Flask, key: str) -> Callable[[], str]:
+    """The limit in config key, read at each request (tests change it)."""
+    return lambda: cast(str, app.config[key])
+
+
+def storage_uri(config: dict[str, Any]) -> str:
     """Where counters live: the configured URI, else the message queue's Redis, else memory."""
     queue = config.get("SOCKETIO_MESSAGE_QUEUE") or ""
     if config.get("RATELIMIT_STORAGE_URI"):
-        return config["RATELIMIT_STORAGE_URI"]
+        return cast(str, config["RATELIMIT_STORAGE_URI"])
     return queue if queue.startswith(("redis://", "rediss://")) else "memory://"
 
 
@@ -124,7 +130,7 @@ def retry_after(reset_at: float) -> int:
 class EventLimiter:
     """Per-user budgets for socket events, on Flask-Limiter's storage and strategy."""
 
-    def __init__(self, limiter: Limiter, config: dict) -> None:
+    def __init__(self, limiter: Limiter, config: dict[str, Any]) -> None:
         self.limiter = limiter
         self.enabled = bool(config.get("RATELIMIT_ENABLED"))
         self._items: dict[str, list[RateLimitItem]] = {}
@@ -184,10 +190,13 @@ def init_app(app: Flask) -> None:
     for endpoint, view in list(app.view_functions.items()):
         declared = _DECLARED.get(view)
         if declared is not None:
-            app.view_functions[endpoint] = limiter.limit(
-                lambda k=declared.config_key: app.config[k],
-                key_func=ip_key if declared.per_ip else None,
-            )(view)
+            app.view_functions[endpoint] = cast(
+                RouteCallable,
+                limiter.limit(
+                    _configured(app, declared.config_key),
+                    key_func=ip_key if declared.per_ip else None,
+                )(view),
+            )
         if view in _EXEMPT:
             limiter.exempt(view)
     state = app_state(app)

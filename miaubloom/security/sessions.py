@@ -55,7 +55,7 @@ class Sessions:
     def _sweep(self, namespace: Any) -> None:
         """Disconnect sockets whose token expired or was revoked, even if they send nothing."""
         while True:
-            socketio.sleep(self.interval)
+            socketio.sleep(self.interval)  # type: ignore[arg-type]  # types-flask-socketio says int; it takes float
             try:
                 for sid in self.ended(namespace):
                     namespace.server.disconnect(sid, namespace="/")
@@ -98,7 +98,10 @@ class Sessions:
         assert client is not None
         # Through outages and silences alike (redisconn.subscribed subscribes again).
         for message in redisconn.subscribed(
-            lambda: client, self.channel, self._timeout, sleep=socketio.sleep
+            lambda: client,
+            self.channel,
+            self._timeout,
+            sleep=socketio.sleep,  # type: ignore[arg-type]  # types-flask-socketio says int; it takes float
         ):
             data = message.get("data")
             if isinstance(data, bytes):
@@ -107,7 +110,7 @@ class Sessions:
 
 def disconnect_local(token_hash: str) -> None:
     """Disconnect this process's sockets opened with a token."""
-    server = socketio.server
+    server = socketio.server  # type: ignore[attr-defined]  # left out of types-flask-socketio
     if server is None:
         return
     for sid, _ in list(server.manager.get_participants("/", rooms.token(token_hash))):

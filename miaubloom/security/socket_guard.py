@@ -39,10 +39,10 @@ def spend(budget: str | None, caller: Caller) -> None:
     app_state().events.spend(budget, caller.user_id)
 
 
-def refusal(error: ChatError) -> dict:
+def refusal(error: ChatError) -> dict[str, Any]:
     """The connect_error data for a refused socket (audited)."""
     audit.socket_refused(error)
-    data = {"message": error.message, "code": error.code}
+    data: dict[str, Any] = {"message": error.message, "code": error.code}
     if "retryAfter" in error.extra:
         data["retryAfter"] = error.extra["retryAfter"]
     return data

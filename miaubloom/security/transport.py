@@ -39,6 +39,7 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
+from wsgiref.types import StartResponse
 
 from flask import Flask
 from socketio import packet
@@ -59,7 +60,7 @@ LINGER = 1.0
 # next GET to collect the connect_error.
 REFUSED_GRACE = 1.0
 
-WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Limits:
         )
 
 
-def tcp_socket(environ: dict) -> Any:
+def tcp_socket(environ: dict[str, Any]) -> Any:
     """The client connection under a WSGI request, where each server keeps it."""
     for key in ("gunicorn.socket", "werkzeug.socket"):
         if key in environ:
@@ -148,7 +149,7 @@ class TransportGuard:
     def gate(self, app: WSGIApp) -> WSGIApp:
         """WSGI middleware in front of Engine.IO: refuse new transports past the limits."""
 
-        def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             if environ.get("PATH_INFO", "").startswith(ENGINEIO_PATH):
                 query = parse_qs(environ.get("QUERY_STRING", ""))
                 if "sid" not in query:
@@ -165,6 +166,7 @@ class TransportGuard:
     def _admit(self, ip: str) -> ChatError | None:
         """Why a new transport from ip is refused, or None."""
         wait = max(1, round(self.limits.connect_timeout))
+        error: ChatError
         with self._lock:
             if len(self._ips) >= self.limits.capacity:
                 reason, error = "capacity", Unavailable("Servidor completo, inténtalo más tarde")
@@ -179,7 +181,7 @@ class TransportGuard:
         self._count_refusal(reason)
         return error
 
-    def _wire(self, eio_sid: str, environ: dict) -> None:
+    def _wire(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """Remember the TCP connection of a transport upgrading to WebSocket."""
         conn = tcp_socket(environ)
         with self._lock:
@@ -188,7 +190,7 @@ class TransportGuard:
 
     # -- Engine.IO hooks -----------------------------------------------------
 
-    def opened(self, eio_sid: str, environ: dict) -> None:
+    def opened(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """Engine.IO opened a transport: start its handshake deadline."""
         self._socketio_connect(eio_sid, environ)
         ip = environ.get("REMOTE_ADDR") or "unknown"
@@ -336,7 +338,7 @@ def _decrement(counter: Counter[str], key: str) -> None:
         del counter[key]
 
 
-def _refuse(error: ChatError, start_response: Callable) -> list[bytes]:
+def _refuse(error: ChatError, start_response: StartResponse) -> list[bytes]:
     """A refused handshake: the one JSON error shape, with Retry-After when limited."""
     body = json.dumps(error.to_dict()).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
@@ -348,8 +350,9 @@ def _refuse(error: ChatError, start_response: Callable) -> list[bytes]:
 
 def init_app(app: Flask) -> TransportGuard:
     """Guard the app's Socket.IO server's transports and put the gate in front of the app."""
-    server = socketio.server
+    server = socketio.server  # type: ignore[attr-defined]  # left out of types-flask-socketio
     guard = TransportGuard(server, Limits.from_config(app.config), partial(refused, app))
     guard.install()
-    app.wsgi_app = guard.gate(app.wsgi_app)
+    # Flask's documented way to add WSGI middleware; to mypy, wsgi_app is a method.
+    app.wsgi_app = guard.gate(app.wsgi_app)  # type: ignore[method-assign, assignment]
     return guard

@@ -46,7 +46,7 @@ from .outbound import BoundedQueue
 def _yielding(event_class: type, sleep: Callable[[float], object]) -> type:
     """An Event class whose set() lets the waiting reader run before the caller goes on."""
 
-    class YieldingEvent(event_class):  # type: ignore[misc, valid-type]
+    class YieldingEvent(event_class):  # type: ignore[misc]  # a base chosen at run time
         def set(self) -> None:
             super().set()
             sleep(0)
@@ -59,7 +59,7 @@ def fixed_websocket(websocket_class: type, sleep: Callable[[float], object]) -> 
     if not issubclass(websocket_class, SimpleWebSocketWSGI):
         return websocket_class  # eventlet's own
 
-    class FixedWebSocket(websocket_class):  # type: ignore[misc, valid-type]
+    class FixedWebSocket(websocket_class):  # type: ignore[misc]  # a base chosen at run time
         def __init__(self, handler: Any, server: Any, **kwargs: Any) -> None:
             super().__init__(handler, server, **kwargs)
             event_class = self.server_args.get("event_class") or threading.Event

@@ -14,15 +14,9 @@ from tests.conftest import on_mysql
 from tests.support.cluster import start_cluster
 from tests.support.live import ROOT, SECRET
 from tests.support.realtime import people_at
-from tests.support.sockets import LiveSocket
+from tests.support.sockets import LiveSocket, joined
 
 pytestmark = pytest.mark.server
-
-
-def joined(peer: LiveSocket, cid: str) -> dict:
-    ack = peer.call("chat:join-room", {"conversacionId": cid})
-    assert ack["success"], ack
-    return ack
 
 
 @pytest.mark.parametrize(

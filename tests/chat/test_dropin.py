@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, PerfilPaciente, PerfilPsicologo, new_id
-from tests.conftest import PASSWORD, events, joined
+from tests.conftest import PASSWORD, events
+from tests.support.testclient import joined
 
 
 def listing(client, who, query: str = "") -> list[dict]:

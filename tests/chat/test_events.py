@@ -8,7 +8,8 @@ import pytest
 
 from miaubloom.extensions import db
 from miaubloom.models import Mensaje
-from tests.conftest import events, joined
+from tests.conftest import events
+from tests.support.testclient import joined
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 

@@ -7,23 +7,16 @@ import time
 import pytest
 import socketio
 
-from tests.support.sockets import LiveSocket
+from tests.support.sockets import LiveSocket, LiveSocketOpener
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
 def open_socket(live_server):
-    opened: list[LiveSocket] = []
-
-    def open_(person, **kw) -> LiveSocket:
-        s = LiveSocket(live_server.url, person.token if person else None, **kw)
-        opened.append(s)
-        return s
-
-    yield open_
-    for s in opened:
-        s.close()
+    opener = LiveSocketOpener(live_server.url)
+    yield opener
+    opener.close()
 
 
 def test_refused_without_a_valid_token(live_server):

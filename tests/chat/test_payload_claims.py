@@ -12,8 +12,9 @@ import inspect
 import pytest
 
 from miaubloom.chat.events import ChatNamespace
-from tests.conftest import PASSWORD, events, joined
+from tests.conftest import PASSWORD, events
 from tests.security.conftest import row_counts
+from tests.support.testclient import joined
 
 # Routes with no caller to compare a claim with.
 NO_CALLER = {

@@ -16,7 +16,8 @@ from miaubloom.models import (
     MensajeRetenido,
     MensajeVersion,
 )
-from tests.conftest import events, joined
+from tests.conftest import events
+from tests.support.testclient import joined
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 

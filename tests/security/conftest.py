@@ -10,7 +10,7 @@ from flask import Flask
 
 from config import TestConfig
 from miaubloom import create_app
-from miaubloom.extensions import db, socketio
+from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, TokenRevocado, User
 from tests.conftest import People
 
@@ -40,13 +40,6 @@ def make_app(app: Flask, database_url: str) -> Iterator:
 def people_of(app: Flask) -> People:
     """People registering through this app's HTTP API."""
     return People(app.test_client())
-
-
-def socket(app: Flask, token: str):  # type: ignore[no-untyped-def]
-    """A connected Socket.IO test client for a token."""
-    client = socketio.test_client(app, auth={"token": token})
-    assert client.is_connected()
-    return client
 
 
 def errors_of(client) -> list[dict]:  # type: ignore[no-untyped-def]

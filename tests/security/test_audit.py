@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from tests.conftest import PASSWORD
-from tests.security.conftest import people_of, socket
+from tests.security.conftest import people_of
+from tests.support.testclient import socket
 
 SECRET_TEXT = "mi-secreto-clinico-ÑandúЖ"
 WRONG_PASSWORD = "adivinanza-incorrecta-7731"

@@ -14,7 +14,8 @@ from flask import Flask
 from miaubloom.api.common import MAX_JSON_DEPTH
 from miaubloom.api.openapi import OPERATIONS, openapi_path
 from tests.conftest import PASSWORD, People, Person
-from tests.security.conftest import row_counts, socket
+from tests.security.conftest import row_counts
+from tests.support.testclient import socket
 
 UUID0 = "00000000-0000-4000-8000-000000000000"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}

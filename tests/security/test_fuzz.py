@@ -27,7 +27,8 @@ from miaubloom.models import (
     User,
 )
 from miaubloom.security import audit
-from tests.security.conftest import people_of, socket
+from tests.security.conftest import people_of
+from tests.support.testclient import socket
 
 SOCKET_EXAMPLES = 1000  # x 9 events
 HTTP_EXAMPLES = 240  # x 21 routes

@@ -13,7 +13,8 @@ from config import Config, ConfigError
 from miaubloom import create_app
 from miaubloom.auth import authenticate, revoke
 from miaubloom.extensions import socketio
-from tests.security.conftest import errors_of, people_of, row_counts, socket
+from tests.security.conftest import errors_of, people_of, row_counts
+from tests.support.testclient import socket
 
 UUID0 = "00000000-0000-4000-8000-000000000000"
 

@@ -10,8 +10,9 @@ import redis
 
 from miaubloom.security.ratelimit import storage_uri
 from tests.conftest import PASSWORD
-from tests.security.conftest import errors_of, people_of, row_counts, socket
+from tests.security.conftest import errors_of, people_of, row_counts
 from tests.support.cluster import REDIS_URL, redis_up
+from tests.support.testclient import socket
 
 
 def _assert_limited(response, window: int = 60) -> None:  # type: ignore[no-untyped-def]

@@ -120,6 +120,32 @@ class LiveSocket:
         self.close()
 
 
+class LiveSocketOpener:
+    """Opens LiveSockets on a server for people (the `open_socket` fixture); close() closes them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.opened: list[LiveSocket] = []
+
+    def __call__(self, person: Any, **kw: Any) -> LiveSocket:
+        """A socket with person's token (none for None), connected with kw's options."""
+        s = LiveSocket(self.url, person.token if person else None, **kw)
+        self.opened.append(s)
+        return s
+
+    def close(self) -> None:
+        """Close every socket opened."""
+        for s in self.opened:
+            s.close()
+
+
+def joined(peer: LiveSocket, cid: str) -> dict:
+    """Join peer to the conversation; the join's ack."""
+    ack = peer.call("chat:join-room", {"conversacionId": cid})
+    assert ack["success"], ack
+    return ack
+
+
 class RawTransport:
     """An Engine.IO WebSocket driven frame by frame, as an attacker would (websocket-client).
 
