@@ -39,9 +39,8 @@ class BoundedQueue:
         self.overflowed = False
         self.on_overflow: Callable[[], object] | None = None
         self._lock = threading.Lock()  # put and get run on different threads in threading mode
-        # The thread (greenlet) that empties the queue, and what it must do before it
-        # waits for more: write what it took (security/websockets.py coalesces a batch).
-        self.consumer: int | None = None
+        # What the queue's reader must do before it waits for more: write what it took
+        # (security/websockets.py coalesces a batch).
         self.before_wait: Callable[[], object] | None = None
 
     def put(self, pkt: Any, *args: Any, **kwargs: Any) -> None:
@@ -60,7 +59,6 @@ class BoundedQueue:
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
         """The next packet (as the inner queue's get)."""
-        self.consumer = threading.get_ident()
         if self.before_wait is not None and kwargs.get("block", args[0] if args else True):
             self.before_wait()
         pkt = self.inner.get(*args, **kwargs)

@@ -74,9 +74,13 @@ def fixed_websocket(websocket_class: type, sleep: Callable[[float], object]) -> 
                 raise OSError("WebSocket closed")  # what SimpleWebSocketWSGI.send raises
             event = Message(data=message) if isinstance(message, bytes) else TextMessage(message)
             frame = ws.ws.send(event)
-            queue = getattr(getattr(self.app, "__self__", None), "queue", None)
-            if isinstance(queue, BoundedQueue) and queue.consumer == threading.get_ident():
-                # Engine.IO's writer, between two visits to the queue: the next visit writes.
+            socket = getattr(self.app, "__self__", None)
+            queue = getattr(socket, "queue", None)
+            # Only Engine.IO's writer sends once the socket is not upgrading (the probe's
+            # answer comes before the writer starts). Told apart by that state, not by a
+            # thread id: ids of finished threads and greenlets are reused.
+            if isinstance(queue, BoundedQueue) and not getattr(socket, "upgrading", True):
+                # The writer, between two visits to the queue: the next visit writes.
                 if self._unsent is None:
                     self._unsent = []
                     queue.before_wait = self.flush
