@@ -92,7 +92,7 @@ class Presence:
 # process's heartbeat key exists, so a process killed without cleaning up stops counting
 # within PRESENCE_TTL seconds. Scripts run atomically in Redis, so two tabs connecting on
 # two processes at once cannot both (or neither) be "the first".
-_LIVE = """
+_COUNT = """
 local live = 0
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
@@ -102,37 +102,17 @@ for i = 1, #fields, 2 do
     redis.call('HDEL', KEYS[1], fields[i])
   end
 end
-return live
 """
+# The user's live sockets, forgetting those of dead processes.
+_LIVE = _COUNT + "return live\n"
 # _LIVE after recording the socket ARGV[2] as on process ARGV[3].
-_ADD = """redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-
-local live = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if redis.call('EXISTS', ARGV[1] .. fields[i + 1]) == 1 then
-    live = live + 1
-  else
-    redis.call('HDEL', KEYS[1], fields[i])
-  end
-end
-return live
-"""
+_ADD = "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n" + _LIVE
 # _LIVE after forgetting the socket ARGV[2]; the hash goes with the user's last socket.
-_DROP = """redis.call('HDEL', KEYS[1], ARGV[2])
-
-local live = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if redis.call('EXISTS', ARGV[1] .. fields[i + 1]) == 1 then
-    live = live + 1
-  else
-    redis.call('HDEL', KEYS[1], fields[i])
-  end
-end
-if live == 0 then redis.call('DEL', KEYS[1]) end
-return live
-"""
+_DROP = (
+    "redis.call('HDEL', KEYS[1], ARGV[2])\n"
+    + _COUNT
+    + "if live == 0 then redis.call('DEL', KEYS[1]) end\nreturn live\n"
+)
 
 
 def _unavailable(error: RedisError) -> None:
