@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import BENCH, ROOT, database, raise_fd_limit, servers
+from servers import run_loadgen as servers_run_loadgen
 
 PY = sys.executable
-LOADGEN = str(BENCH / "loadgen")
 
 
 def machine() -> dict:
@@ -69,20 +69,10 @@ def machine() -> dict:
 
 def run_loadgen(args: list[str], timeout: float, log: list[dict]) -> dict:
     """Run the load generator once; its JSON result, with the command and exit code."""
-    cmd = [PY, LOADGEN, *args]
-    started = time.time()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-        result = json.loads(lines[-1]) if lines else {"error": p.stderr[-1500:]}
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        result, rc = {"error": f"timed out after {timeout}s"}, -1
-    result |= {"rc": rc, "seconds": round(time.time() - started, 1), "loadavg": os.getloadavg()[0]}
-    entry = {"cmd": " ".join(shlex.quote(a) for a in cmd).replace(PY, "python"), **result}
+    entry = servers_run_loadgen(args, timeout) | {"loadavg": os.getloadavg()[0]}
     log.append(entry)
     print(json.dumps(entry, ensure_ascii=False), flush=True)
-    return result
+    return {k: v for k, v in entry.items() if k != "cmd"}
 
 
 def median(values: list[float | None]) -> float | None:

@@ -9,7 +9,9 @@ of docs/deploy.md's "Benchmarking from one address" in the environment and nothi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -241,3 +243,18 @@ def database(kind: str, work: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+def run_loadgen(args: list[str], timeout: float) -> dict:
+    """One run of bench/loadgen: its JSON result, with the command line, exit code and time."""
+    cmd = [sys.executable, str(BENCH / "loadgen"), *args]
+    started = time.time()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {"error": p.stderr[-1500:]}
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        result, rc = {"error": f"timed out after {timeout}s"}, -1
+    shown = " ".join(shlex.quote(a) for a in cmd).replace(sys.executable, "python")
+    return {"cmd": shown, "rc": rc, "seconds": round(time.time() - started, 1), **result}

@@ -21,31 +21,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from servers import BENCH, database, raise_fd_limit, servers
-
-PY = sys.executable
-LOADGEN = str(BENCH / "loadgen")
-
-
-def loadgen(args: list[str], timeout: float) -> dict:
-    """One generator run: its JSON result, with the command line and exit code."""
-    cmd = [PY, LOADGEN, *args]
-    started = time.time()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-        result = json.loads(lines[-1]) if lines else {"error": p.stderr[-1500:]}
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        result, rc = {"error": f"timed out after {timeout}s"}, -1
-    shown = " ".join(cmd).replace(PY, "python")
-    return {"cmd": shown, "rc": rc, "seconds": round(time.time() - started, 1), **result}
+from servers import database, raise_fd_limit, servers
+from servers import run_loadgen as loadgen
 
 
 def target_of(name: str) -> tuple[str, str]:
