@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from config import TEST_DB_TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 # /metrics answers only this bearer token (it is off without one).
@@ -64,6 +66,8 @@ def process_env(
         # Suites register many users from one address; limit tests turn this back on.
         "RATELIMIT_ENABLED": "false",
         "METRICS_TOKEN": METRICS_TOKEN,
+        # As in TestConfig: a busy CI box is no silent database; the partition test sets 2.
+        "DB_TIMEOUT": str(TEST_DB_TIMEOUT),
         **(env or {}),
     }
 
