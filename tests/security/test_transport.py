@@ -47,10 +47,14 @@ def _handshake(url: str, source: str = "127.0.0.1") -> tuple[int, dict, dict]:
         conn.close()
 
 
-def _health_seconds(url: str) -> float:
-    started = time.monotonic()
-    assert requests.get(url + "/api/health", timeout=5).status_code == 200
-    return time.monotonic() - started
+def _health_seconds(url: str, probes: int = 3) -> float:
+    """The fastest of a few /api/health answers: what the server can do, not the box's hiccups."""
+    fastest = float("inf")
+    for _ in range(probes):
+        started = time.monotonic()
+        assert requests.get(url + "/api/health", timeout=5).status_code == 200
+        fastest = min(fastest, time.monotonic() - started)
+    return fastest
 
 
 def _wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -85,7 +89,7 @@ def test_idle_transports_are_closed_and_never_lock_anyone_out(start_server):
             assert idle[-1].recv().startswith("0")  # Engine.IO's OPEN, and nothing more
         assert time.monotonic() - started < deadline, "the test could not hold them all at once"
         assert server.metric("miaubloom_transports_handshaking") >= 1100
-        assert _health_seconds(server.url) < 2  # gunicorn's default would have stopped at 1,000
+        assert _health_seconds(server.url) < 1  # gunicorn's default would have stopped at 1,000
         # The handshake deadline closes every one of them.
         _wait(lambda: server.metric("miaubloom_transports_open") == 0, deadline + 10, "idle closed")
         assert all(ended_by_server(ws) for ws in idle)
@@ -97,7 +101,7 @@ def test_idle_transports_are_closed_and_never_lock_anyone_out(start_server):
         assert _handshake(server.url)[0] == 200
     assert server.metric("miaubloom_transports_open") >= 1000
     _wait(lambda: server.metric("miaubloom_transports_open") == 0, deadline + 10, "polling closed")
-    assert _health_seconds(server.url) < 2
+    assert _health_seconds(server.url) < 1
 
 
 @DATABASE_BLIND
