@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ class AppState:
     transport: TransportGuard | None = None
     # The OpenAPI description, built on first request.
     openapi: dict[str, Any] | None = None
+    # Set by shutdown(): each background loop of this app ends at its next turn.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def init_app(app: Flask) -> AppState:
@@ -52,6 +55,13 @@ def init_app(app: Flask) -> AppState:
     state = AppState()
     app.extensions[_KEY] = state
     return state
+
+
+def shutdown(app: Flask) -> None:
+    """End this app's background loops and in-process jobs (tests; a server process just exits)."""
+    state = app_state(app)
+    state.stopping.set()
+    state.notifier.stop()
 
 
 def app_state(app: Flask | None = None) -> AppState:

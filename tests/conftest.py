@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from config import TestConfig
 from miaubloom import create_app
 from miaubloom.extensions import db
+from miaubloom.state import shutdown
 
 # mysql+pymysql://root@127.0.0.1/ runs the suite on MariaDB; unset, on SQLite.
 SERVER_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
@@ -64,6 +65,7 @@ def app(database_url: str) -> Iterator[Flask]:
         if database_url.startswith("sqlite"):
             db.create_all()
     yield app
+    shutdown(app)
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as conn:

@@ -61,6 +61,7 @@ class ChatNamespace(Namespace):
         self.typing = app_state(app).typing
         self.callers: dict[str, Caller] = {}
         self._sweeper_started = False
+        self._stopping = app_state(app).stopping
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Route "chat:send-message" to on_chat_send_message, and so on; time, count and log it."""
@@ -297,7 +298,7 @@ class ChatNamespace(Namespace):
 
     def _sweep_typing(self) -> None:
         """End typing states nobody refreshed within TYPING_TIMEOUT."""
-        while True:
+        while not self._stopping.is_set():
             socketio.sleep(min(0.5, self.typing.timeout / 4))  # type: ignore[arg-type]  # types-flask-socketio says int; it takes float
             for sid, user_id, conversacion_id in self.typing.expire():
                 broadcast.typing("chat:user-stop-typing", user_id, conversacion_id, sid)

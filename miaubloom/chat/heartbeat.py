@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from .. import redisconn
 from ..extensions import socketio
+from ..state import app_state
 from . import broadcast, service
 from .presence import Presence, RedisPresence
 
@@ -38,7 +39,8 @@ def presence_for(app: Flask) -> Presence:
 
 def _keep_alive(app: Flask, presence: RedisPresence) -> None:
     """Heartbeat, and announce offline the users of processes that died."""
-    while True:
+    stopping = app_state(app).stopping
+    while not stopping.is_set():
         try:
             presence.heartbeat()
             for user_id in presence.reap():

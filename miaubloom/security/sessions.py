@@ -14,6 +14,7 @@ from ..auth import Caller
 from ..chat import rooms
 from ..extensions import db, socketio
 from ..models import TokenRevocado
+from ..state import app_state
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Sessions:
         self._lock = threading.Lock()
         self._redis = redisconn.client(self.redis_url, app.config) if self.redis_url else None
         self._timeout = float(app.config["REDIS_TIMEOUT"])
+        self._stopping = app_state(app).stopping
 
     def end(self, token_hash: str) -> None:
         """Disconnect the sockets opened with a token, here and in every other process."""
@@ -56,6 +58,8 @@ class Sessions:
         """Disconnect sockets whose token expired or was revoked, even if they send nothing."""
         while True:
             socketio.sleep(self.interval)  # type: ignore[arg-type]  # types-flask-socketio says int; it takes float
+            if self._stopping.is_set():
+                return
             try:
                 for sid in self.ended(namespace):
                     namespace.server.disconnect(sid, namespace="/")

@@ -47,6 +47,7 @@ from socketio import packet
 from ..errors import ChatError, RateLimited, Unavailable
 from ..extensions import socketio
 from ..observability import refused
+from ..state import app_state
 from . import frames
 from .outbound import BoundedQueue, bounded
 from .websockets import fixed_websocket
@@ -106,7 +107,13 @@ def _shut(conn: Any) -> None:
 class TransportGuard:
     """Watches one Socket.IO server's Engine.IO transports (see the module docstring)."""
 
-    def __init__(self, server: Any, limits: Limits, refused: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        server: Any,
+        limits: Limits,
+        refused: Callable[[str], None],
+        stopping: threading.Event,
+    ) -> None:
         self.server = server
         self.eio = server.eio
         self.limits = limits
@@ -119,6 +126,7 @@ class TransportGuard:
         self._wires: dict[str, Any] = {}  # WebSocket transport -> its TCP connection
         self._to_shut: list[tuple[float, Any]] = []
         self._sweeping = False
+        self._stopping = stopping
         # python-socketio's own Engine.IO handlers, which ours wrap.
         self._socketio_connect = server._handle_eio_connect
         self._socketio_disconnect = server._handle_eio_disconnect
@@ -316,7 +324,7 @@ class TransportGuard:
     def _sweep(self) -> None:
         """Close transports past their deadline; shut connections past their linger."""
         interval = min(0.5, max(0.05, self.limits.connect_timeout / 4))
-        while True:
+        while not self._stopping.is_set():
             self.server.sleep(interval)
             try:
                 now = time.monotonic()
@@ -351,7 +359,8 @@ def _refuse(error: ChatError, start_response: StartResponse) -> list[bytes]:
 def init_app(app: Flask) -> TransportGuard:
     """Guard the app's Socket.IO server's transports and put the gate in front of the app."""
     server = socketio.server  # type: ignore[attr-defined]  # left out of types-flask-socketio
-    guard = TransportGuard(server, Limits.from_config(app.config), partial(refused, app))
+    limits = Limits.from_config(app.config)
+    guard = TransportGuard(server, limits, partial(refused, app), app_state(app).stopping)
     guard.install()
     # Flask's documented way to add WSGI middleware; to mypy, wsgi_app is a method.
     app.wsgi_app = guard.gate(app.wsgi_app)  # type: ignore[method-assign, assignment]

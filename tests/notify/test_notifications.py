@@ -20,7 +20,7 @@ from miaubloom import create_app
 from miaubloom.extensions import db, socketio
 from miaubloom.models import utcnow
 from miaubloom.notify import ledger
-from miaubloom.state import app_state
+from miaubloom.state import app_state, shutdown
 from tests.conftest import People
 from tests.support.mailbox import Mailbox
 
@@ -60,7 +60,7 @@ def notifying(app: Flask, database_url: str, mailbox: Mailbox) -> Iterator[Calla
 
     yield make
     for each in made:
-        app_state(each).notifier.stop()
+        shutdown(each)
         with each.app_context():
             db.session.remove()
             db.engine.dispose()
@@ -251,7 +251,7 @@ def test_starttls_when_offered_and_login_over_it(app, database_url, tmp_path):
         assert mail.rcpt_tos == [psi.email]
         assert_no_secret(mail)
     finally:
-        app_state(secure).notifier.stop()
+        shutdown(secure)
         box.stop()
         with secure.app_context():
             db.engine.dispose()

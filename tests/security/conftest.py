@@ -12,6 +12,7 @@ from config import TestConfig
 from miaubloom import create_app
 from miaubloom.extensions import db
 from miaubloom.models import Conversacion, Mensaje, TokenRevocado, User
+from miaubloom.state import shutdown
 from tests.conftest import People
 
 
@@ -32,6 +33,7 @@ def make_app(app: Flask, database_url: str) -> Iterator:
 
     yield make
     for each in made:
+        shutdown(each)
         with each.app_context():
             db.session.remove()
             db.engine.dispose()

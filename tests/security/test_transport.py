@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -334,7 +335,8 @@ def test_a_message_for_a_transport_already_closed_is_dropped_quietly():
 
     server = python_socketio.Server(async_mode="threading")
     refused: list[str] = []
-    guard = TransportGuard(server, Limits(10, 10, 10, 5.0, 1 << 20), refused.append)
+    stopping = threading.Event()
+    guard = TransportGuard(server, Limits(10, 10, 10, 5.0, 1 << 20), refused.append, stopping)
     guard.install()
     connected: list[str] = []
     server.on("connect", lambda sid, environ, auth=None: connected.append(sid))
